@@ -1,0 +1,15 @@
+DROP TABLE outbox;
+DROP TABLE idempotency_keys;
+DROP TABLE payments;
+DROP TABLE reservation_seats;
+ALTER TABLE point_ledger DROP CONSTRAINT point_ledger_reservation_id_fkey;
+DROP TABLE reservations;
+DROP TABLE seats;
+DROP TABLE schedules;
+DROP TABLE concerts;
+DROP TABLE point_ledger;
+DROP TABLE users;
+DROP TYPE ledger_reason;
+DROP TYPE reservation_status;
+DROP TYPE seat_grade;
+DROP TYPE seat_status;

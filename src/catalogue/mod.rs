@@ -1,0 +1,139 @@
+//! The catalogue: concerts, their schedules (performances) and the seats of each schedule.
+//! Every query takes a slice of ids so that GraphQL dataloaders can batch them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use itertools::Itertools;
+
+use crate::db::enums::{SeatGrade, SeatStatus};
+use crate::db::schema::{concerts, schedules, seats};
+use crate::ids::{ConcertId, ScheduleId, SeatId};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = concerts, check_for_backend(diesel::pg::Pg))]
+pub struct Concert {
+    pub id: ConcertId,
+    pub title: String,
+    pub artist: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = schedules, check_for_backend(diesel::pg::Pg))]
+pub struct Schedule {
+    pub id: ScheduleId,
+    pub concert_id: ConcertId,
+    pub starts_at: DateTime<Utc>,
+    pub venue: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = seats, check_for_backend(diesel::pg::Pg))]
+pub struct Seat {
+    pub id: SeatId,
+    pub schedule_id: ScheduleId,
+    pub number: i32,
+    pub grade: SeatGrade,
+    pub price: i64,
+    pub status: SeatStatus,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = concerts)]
+pub struct NewConcert<'a> {
+    pub title: &'a str,
+    pub artist: &'a str,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = schedules)]
+pub struct NewSchedule<'a> {
+    pub concert_id: ConcertId,
+    pub starts_at: DateTime<Utc>,
+    pub venue: &'a str,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = seats)]
+pub struct NewSeat {
+    pub schedule_id: ScheduleId,
+    pub number: i32,
+    pub grade: SeatGrade,
+    pub price: i64,
+}
+
+impl Concert {
+    /// One page of concerts, oldest first.
+    pub async fn list(
+        conn: &mut AsyncPgConnection,
+        limit: i64,
+        offset: i64,
+    ) -> QueryResult<Vec<Concert>> {
+        concerts::table
+            .select(Concert::as_select())
+            .order(concerts::id)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)
+            .await
+    }
+
+    pub async fn by_ids(
+        conn: &mut AsyncPgConnection,
+        ids: &[ConcertId],
+    ) -> QueryResult<HashMap<ConcertId, Concert>> {
+        let rows: Vec<Concert> = concerts::table
+            .filter(concerts::id.eq_any(ids))
+            .select(Concert::as_select())
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+}
+
+impl Schedule {
+    pub async fn by_ids(
+        conn: &mut AsyncPgConnection,
+        ids: &[ScheduleId],
+    ) -> QueryResult<HashMap<ScheduleId, Schedule>> {
+        let rows: Vec<Schedule> = schedules::table
+            .filter(schedules::id.eq_any(ids))
+            .select(Schedule::as_select())
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+    }
+
+    /// The schedules of each concert, earliest performance first.
+    pub async fn for_concerts(
+        conn: &mut AsyncPgConnection,
+        concert_ids: &[ConcertId],
+    ) -> QueryResult<HashMap<ConcertId, Vec<Schedule>>> {
+        let rows: Vec<Schedule> = schedules::table
+            .filter(schedules::concert_id.eq_any(concert_ids))
+            .select(Schedule::as_select())
+            .order((schedules::concert_id, schedules::starts_at, schedules::id))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().into_group_map_by(|row| row.concert_id))
+    }
+}
+
+impl Seat {
+    /// The seats of each schedule, by seat number.
+    pub async fn for_schedules(
+        conn: &mut AsyncPgConnection,
+        schedule_ids: &[ScheduleId],
+    ) -> QueryResult<HashMap<ScheduleId, Vec<Seat>>> {
+        let rows: Vec<Seat> = seats::table
+            .filter(seats::schedule_id.eq_any(schedule_ids))
+            .select(Seat::as_select())
+            .order((seats::schedule_id, seats::number))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().into_group_map_by(|row| row.schedule_id))
+    }
+}

@@ -1,0 +1,121 @@
+//! Configuration: every setting comes from an environment variable (or the matching `--flag`),
+//! with a default that works on a developer machine started by `scripts/up`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Settings of one server instance. `Config::from_env()` reads them; tests start from it and
+/// override what they isolate (database, Redis prefix, topic names).
+#[derive(Debug, Clone, Parser)]
+pub struct Config {
+    /// PostgreSQL URL. Env `DATABASE_URL`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres:postgres@127.0.0.1:5432/concert_reservation"
+    )]
+    pub database_url: String,
+
+    /// Maximum PostgreSQL connections in this instance's pool. Env `DATABASE_POOL_SIZE`.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 32)]
+    pub database_pool_size: u32,
+
+    /// How long a request waits for a pooled connection before it fails with `UNAVAILABLE`.
+    /// Env `DATABASE_POOL_TIMEOUT_MS`.
+    #[arg(long, env = "DATABASE_POOL_TIMEOUT_MS", default_value_t = 5_000)]
+    pub database_pool_timeout_ms: u64,
+
+    /// `statement_timeout` set on every connection. Env `DATABASE_STATEMENT_TIMEOUT_MS`.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub database_statement_timeout_ms: u64,
+
+    /// `lock_timeout` set on every connection; holds use SKIP LOCKED and never wait, this bounds
+    /// every other lock wait. Env `DATABASE_LOCK_TIMEOUT_MS`.
+    #[arg(long, env = "DATABASE_LOCK_TIMEOUT_MS", default_value_t = 2_000)]
+    pub database_lock_timeout_ms: u64,
+
+    /// Redis URL. Env `REDIS_URL`.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Maximum Redis connections in this instance's pool. Env `REDIS_POOL_SIZE`.
+    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 32)]
+    pub redis_pool_size: u32,
+
+    /// Prefix of every Redis key this instance writes, so several deployments (or tests) can
+    /// share one Redis. Env `REDIS_KEY_PREFIX`.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "cr:")]
+    pub redis_key_prefix: String,
+
+    /// Kafka bootstrap servers, comma-separated. Env `KAFKA_BROKERS`.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Topic of hold-expiry events. Env `KAFKA_TOPIC_SEATS_EXPIRED`.
+    #[arg(long, env = "KAFKA_TOPIC_SEATS_EXPIRED", default_value = "seats.expired")]
+    pub kafka_topic_seats_expired: String,
+
+    /// Topic of the other booking events (holds, payments, cancellations).
+    /// Env `KAFKA_TOPIC_BOOKING_EVENTS`.
+    #[arg(long, env = "KAFKA_TOPIC_BOOKING_EVENTS", default_value = "booking.events")]
+    pub kafka_topic_booking_events: String,
+
+    /// Partitions of topics the server creates at start-up. Env `KAFKA_TOPIC_PARTITIONS`.
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub kafka_topic_partitions: i32,
+
+    /// Address the HTTP server listens on. Env `BIND_ADDR`.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: SocketAddr,
+
+    /// Origins browsers may call the API from, comma-separated; `*` allows any.
+    /// Env `CORS_ALLOWED_ORIGINS`.
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:3000,http://127.0.0.1:3000"
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Largest accepted request body, in bytes. Env `MAX_BODY_BYTES`.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Time limit of one HTTP request. Env `REQUEST_TIMEOUT_MS`.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Deepest field nesting a query may have. Env `GRAPHQL_MAX_DEPTH`.
+    #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
+    pub graphql_max_depth: usize,
+
+    /// Largest query complexity (one point per field). Env `GRAPHQL_MAX_COMPLEXITY`.
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]
+    pub graphql_max_complexity: usize,
+
+    /// Most operations in one batched request. Env `GRAPHQL_MAX_BATCH`.
+    #[arg(long, env = "GRAPHQL_MAX_BATCH", default_value_t = 10)]
+    pub graphql_max_batch: usize,
+
+    /// Most directives on one field. Env `GRAPHQL_MAX_DIRECTIVES`.
+    #[arg(long, env = "GRAPHQL_MAX_DIRECTIVES", default_value_t = 4)]
+    pub graphql_max_directives: usize,
+}
+
+impl Config {
+    /// Reads the configuration from the environment, with defaults for what is not set.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        Self::try_parse_from(["concert-reservation"])
+    }
+
+    pub fn database_pool_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_pool_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}

@@ -1,0 +1,107 @@
+//! The one error policy: every failure a client can see is an [`AppError`] with a stable
+//! `extensions.code`. Internal causes are logged here, once, and replaced by a generic message.
+
+use async_graphql::ErrorExtensions;
+
+/// Stable error codes: the public contract clients and load scripts match on.
+pub mod code {
+    pub const INVALID_INPUT: &str = "INVALID_INPUT";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    pub const INTERNAL: &str = "INTERNAL";
+    /// The HTTP body is not a GraphQL request (bad JSON, wrong content).
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const BATCH_TOO_LARGE: &str = "BATCH_TOO_LARGE";
+    pub const TIMEOUT: &str = "TIMEOUT";
+    /// The query text does not parse, or nests fragments too deep for the parser.
+    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    /// The query does not fit the schema (unknown field, wrong argument type, ...).
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
+    /// An argument value the GraphQL engine itself rejected (out of range, wrong scalar).
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+}
+
+/// What went wrong, in terms a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A dependency (database pool, Redis, Kafka) cannot serve right now; retrying later may work.
+    #[error("service temporarily unavailable, retry later")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("the request body is not a GraphQL request: {0}")]
+    BadRequest(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("a batch may hold at most {0} operations")]
+    BatchTooLarge(usize),
+    #[error("the request took longer than {0} ms")]
+    Timeout(u64),
+    #[error("internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput(_) => code::INVALID_INPUT,
+            Self::NotFound(_) => code::NOT_FOUND,
+            Self::Unavailable(_) => code::UNAVAILABLE,
+            Self::BadRequest(_) => code::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
+            Self::BatchTooLarge(_) => code::BATCH_TOO_LARGE,
+            Self::Timeout(_) => code::TIMEOUT,
+            Self::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// Logs the hidden cause of internal and unavailable errors; the client only sees `Display`.
+    fn log_cause(&self) {
+        match self {
+            Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "dependency unavailable"),
+            _ => {}
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for AppError {
+    fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+        match err {
+            bb8::RunError::TimedOut => Self::Unavailable(anyhow::anyhow!("database pool timed out")),
+            bb8::RunError::User(err) => Self::Unavailable(err.into()),
+        }
+    }
+}
+
+impl AppError {
+    pub(crate) fn to_graphql(&self) -> async_graphql::Error {
+        self.log_cause();
+        let code = self.code();
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.to_graphql()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,87 @@
+//! Kafka: the shared idempotent producer, topic creation and the broker readiness check.
+//! Business transactions never publish directly; they write the outbox, which is relayed here.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::Config;
+
+/// How long a readiness or admin call may wait for the broker.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The Kafka clients of one instance, created once and shared.
+#[derive(Clone)]
+pub struct Kafka {
+    pub producer: FutureProducer,
+    brokers: String,
+    topics: Vec<String>,
+    partitions: i32,
+}
+
+impl Kafka {
+    /// Creates the producer: idempotent, `acks=all`, so a retried send never duplicates or
+    /// reorders within a partition. Creating it does not need the broker to be up.
+    pub fn connect(config: &Config) -> anyhow::Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &config.kafka_brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        Ok(Self {
+            producer,
+            brokers: config.kafka_brokers.clone(),
+            topics: vec![
+                config.kafka_topic_seats_expired.clone(),
+                config.kafka_topic_booking_events.clone(),
+            ],
+            partitions: config.kafka_topic_partitions,
+        })
+    }
+
+    /// Creates the configured topics that do not exist yet (brokers here do not auto-create).
+    pub async fn ensure_topics(&self) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
+        let new_topics: Vec<NewTopic<'_>> = self
+            .topics
+            .iter()
+            .map(|name| NewTopic::new(name, self.partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT));
+        for result in admin.create_topics(&new_topics, &options).await? {
+            match result {
+                Ok(topic) => tracing::info!(topic, "created Kafka topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("creating Kafka topic {topic} failed: {code}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the configured topics (tests clean up their own topics with this).
+    pub async fn delete_topics(&self) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
+        let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        admin.delete_topics(&names, &AdminOptions::new()).await?;
+        Ok(())
+    }
+
+    /// Asks the broker for cluster metadata: the readiness check.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        use rdkafka::producer::Producer;
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, BROKER_TIMEOUT).map(|_| ())
+        })
+        .await??;
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! Dataloaders: each turns the many lookups of one GraphQL request into one SQL statement.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use crate::catalogue::{Concert, Schedule, Seat};
+use crate::db::Database;
+use crate::error::AppError;
+use crate::ids::{ConcertId, ScheduleId};
+
+/// A loader's failure, shared by every field that waited for the batch.
+#[derive(Clone)]
+pub struct LoadError(Arc<AppError>);
+
+impl From<AppError> for LoadError {
+    fn from(err: AppError) -> Self {
+        Self(Arc::new(err))
+    }
+}
+
+impl From<LoadError> for async_graphql::Error {
+    fn from(err: LoadError) -> Self {
+        err.0.to_graphql()
+    }
+}
+
+/// Ids per batch: large enough that a realistic request is one batch per level.
+const MAX_BATCH: usize = 10_000;
+
+/// The loaders of one request (or one websocket connection), added to its GraphQL data.
+#[derive(Clone)]
+pub struct Loaders {
+    pub concerts: Arc<DataLoader<ConcertsById>>,
+    pub schedules: Arc<DataLoader<SchedulesById>>,
+    pub schedules_by_concert: Arc<DataLoader<SchedulesByConcert>>,
+    pub seats_by_schedule: Arc<DataLoader<SeatsBySchedule>>,
+}
+
+impl Loaders {
+    pub fn new(db: &Database) -> Self {
+        fn loader<T: Send + Sync + 'static>(inner: T) -> Arc<DataLoader<T>> {
+            Arc::new(DataLoader::new(inner, tokio::spawn).max_batch_size(MAX_BATCH))
+        }
+        Self {
+            concerts: loader(ConcertsById(db.clone())),
+            schedules: loader(SchedulesById(db.clone())),
+            schedules_by_concert: loader(SchedulesByConcert(db.clone())),
+            seats_by_schedule: loader(SeatsBySchedule(db.clone())),
+        }
+    }
+}
+
+pub struct ConcertsById(Database);
+pub struct SchedulesById(Database);
+pub struct SchedulesByConcert(Database);
+pub struct SeatsBySchedule(Database);
+
+impl Loader<ConcertId> for ConcertsById {
+    type Value = Concert;
+    type Error = LoadError;
+
+    async fn load(&self, ids: &[ConcertId]) -> Result<HashMap<ConcertId, Concert>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Concert::by_ids(&mut conn, ids).await.map_err(AppError::from)?)
+    }
+}
+
+impl Loader<ScheduleId> for SchedulesById {
+    type Value = Schedule;
+    type Error = LoadError;
+
+    async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, Schedule>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Schedule::by_ids(&mut conn, ids).await.map_err(AppError::from)?)
+    }
+}
+
+impl Loader<ConcertId> for SchedulesByConcert {
+    type Value = Vec<Schedule>;
+    type Error = LoadError;
+
+    async fn load(&self, ids: &[ConcertId]) -> Result<HashMap<ConcertId, Vec<Schedule>>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Schedule::for_concerts(&mut conn, ids).await.map_err(AppError::from)?)
+    }
+}
+
+impl Loader<ScheduleId> for SeatsBySchedule {
+    type Value = Vec<Seat>;
+    type Error = LoadError;
+
+    async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, Vec<Seat>>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Seat::for_schedules(&mut conn, ids).await.map_err(AppError::from)?)
+    }
+}

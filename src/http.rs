@@ -1,0 +1,169 @@
+//! The HTTP edge: routes, the GraphQL handlers, health and metrics endpoints, and the
+//! browser-facing layers (CORS, body limit, timeout).
+
+use std::time::Duration;
+
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::{BatchRequest, BatchResponse};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::graphql::Loaders;
+use crate::startup::AppState;
+
+/// How long each dependency may take to answer `/readyz`.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn router(state: AppState) -> Router {
+    let config = state.services.config.clone();
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(cors(&config))
+        // Backstop for every route; GraphQL requests time out first, with a GraphQL error.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout() + Duration::from_secs(1),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins = &config.cors_allowed_origins;
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, "queue-token".parse().expect("a valid header name")])
+        .max_age(Duration::from_secs(600))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+/// `POST /graphql`: one operation or a batch. Request-level failures (unreadable body, too large,
+/// too many operations, timeout) still answer in GraphQL's error shape with a stable code.
+async fn graphql(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let config = &state.services.config;
+    let batch = match parse_batch(body, config) {
+        Ok(batch) => batch,
+        Err((status, err)) => return error_response(status, err),
+    };
+    let batch = batch.data(Loaders::new(&state.services.db));
+    match tokio::time::timeout(config.request_timeout(), state.schema.execute_batch(batch)).await {
+        Ok(response) => GraphQLResponse::from(response).into_response(),
+        Err(_) => error_response(StatusCode::OK, AppError::Timeout(config.request_timeout_ms)),
+    }
+}
+
+fn parse_batch(
+    body: Result<Bytes, BytesRejection>,
+    config: &Config,
+) -> Result<BatchRequest, (StatusCode, AppError)> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, AppError::PayloadTooLarge(config.max_body_bytes))
+        }
+        status => (status, AppError::BadRequest(rejection.body_text())),
+    })?;
+    let batch: BatchRequest = serde_json::from_slice(&body)
+        .map_err(|err| (StatusCode::BAD_REQUEST, AppError::BadRequest(err.to_string())))?;
+    let operations = batch.iter().count();
+    if operations == 0 {
+        return Err((StatusCode::BAD_REQUEST, AppError::BadRequest("the batch is empty".into())));
+    }
+    if batch.iter().any(|request| request.query.trim().is_empty()) {
+        return Err((StatusCode::BAD_REQUEST, AppError::BadRequest("a request has no `query`".into())));
+    }
+    if operations > config.graphql_max_batch {
+        return Err((StatusCode::BAD_REQUEST, AppError::BatchTooLarge(config.graphql_max_batch)));
+    }
+    Ok(batch)
+}
+
+fn error_response(status: StatusCode, err: AppError) -> Response {
+    let error = async_graphql::ServerError::from(async_graphql::Error::from(err).into_server_error(Default::default()));
+    let mut response = GraphQLResponse::from(BatchResponse::Single(async_graphql::Response::from_errors(vec![error])))
+        .into_response();
+    *response.status_mut() = status;
+    response
+}
+
+/// `GET /graphql/ws`: subscriptions over graphql-transport-ws or the legacy graphql-ws protocol.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let mut data = async_graphql::Data::default();
+    data.insert(Loaders::new(&state.services.db));
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| GraphQLWebSocket::new(socket, state.schema.clone(), protocol).with_data(data).serve())
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: PostgreSQL, Redis and Kafka all answer. 503 names the ones that do not.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let services = &state.services;
+    let (postgres, redis, kafka) = tokio::join!(
+        check("postgres", services.db.ping()),
+        check("redis", services.redis.ping()),
+        check("kafka", services.kafka.ping()),
+    );
+    let ready = postgres && redis && kafka;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "checks": { "postgres": word(postgres), "redis": word(redis), "kafka": word(kafka) },
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn check<E: std::fmt::Debug>(name: &str, probe: impl Future<Output = Result<(), E>>) -> bool {
+    match tokio::time::timeout(READY_CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => true,
+        Ok(Err(err)) => {
+            tracing::warn!(dependency = name, error = ?err, "readiness check failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(dependency = name, "readiness check timed out");
+            false
+        }
+    }
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> String {
+    state.services.db.record_pool_metrics();
+    state.services.redis.record_pool_metrics();
+    state.metrics.render()
+}

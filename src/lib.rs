@@ -1,0 +1,19 @@
+//! concert-reservation: a ticketing backend that survives an on-sale stampede.
+//!
+//! `main` and the integration tests share this library: [`startup::Application`] builds a server
+//! from a [`config::Config`].
+
+pub mod account;
+pub mod catalogue;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod graphql;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod redis_store;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,38 @@
+//! Metric names (one place, so dashboards and code agree) and the Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const GRAPHQL_REQUESTS_TOTAL: &str = "graphql_requests_total";
+pub const GRAPHQL_REQUEST_DURATION_SECONDS: &str = "graphql_request_duration_seconds";
+pub const GRAPHQL_ERRORS_TOTAL: &str = "graphql_errors_total";
+pub const DB_STATEMENTS_TOTAL: &str = "db_statements_total";
+pub const DB_POOL_WAIT_SECONDS: &str = "db_pool_wait_seconds";
+pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+pub const DB_POOL_IDLE: &str = "db_pool_idle_connections";
+pub const DB_POOL_MAX: &str = "db_pool_max_connections";
+pub const REDIS_POOL_CONNECTIONS: &str = "redis_pool_connections";
+pub const REDIS_POOL_IDLE: &str = "redis_pool_idle_connections";
+
+/// Latency buckets in seconds: fine below 50 ms where a healthy request lands, coarse up to the
+/// 10 s request timeout.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global recorder once per process (tests build many apps in one process) and
+/// returns the handle `/metrics` renders. Every `*_seconds` metric is a histogram, not a summary.
+pub fn install_recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("latency buckets are a non-empty constant")
+                .install_recorder()
+                .expect("the metrics recorder is installed once, guarded by the OnceLock")
+        })
+        .clone()
+}

@@ -1,0 +1,221 @@
+//! The test harness: a real server on a free port, backed by real PostgreSQL, Redis and Kafka.
+//! Each test gets its own database (a copy of a migrated template), its own Redis key prefix and
+//! its own Kafka topics, so tests run in parallel and in any order. `Drop` removes all three.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use concert_reservation::config::Config;
+use concert_reservation::seed::{self, SeedOptions, SeedSummary};
+use concert_reservation::startup::{Application, Services};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub services: Services,
+    pub client: reqwest::Client,
+    database: String,
+    admin_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns a server whose configuration `customize` may change first.
+    pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
+        concert_reservation::telemetry::init();
+        let mut config = Config::from_env().expect("test configuration parses");
+        let id = Uuid::new_v4().simple().to_string();
+        let admin_url = database_url_for(&config.database_url, "postgres");
+        let database = format!("cr_test_{id}");
+        create_test_database(&admin_url, &config.database_url, &database).await;
+        config.database_url = database_url_for(&config.database_url, &database);
+        config.database_pool_size = 8;
+        config.redis_key_prefix = format!("test:{id}:");
+        config.kafka_topic_seats_expired = format!("test-{id}.seats.expired");
+        config.kafka_topic_booking_events = format!("test-{id}.booking.events");
+        config.kafka_topic_partitions = 1;
+        config.bind_addr = "127.0.0.1:0".parse().expect("a valid address");
+        customize(&mut config);
+
+        let app = Application::build(config.clone()).await.expect("the application builds");
+        let addr = app.local_addr();
+        let services = app.state().services.clone();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            config,
+            services,
+            client: reqwest::Client::new(),
+            database,
+            admin_url,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Runs one GraphQL operation and returns the whole response body (`data` and `errors`).
+    pub async fn graphql(&self, query: &str) -> Value {
+        self.graphql_with(query, json!({})).await
+    }
+
+    pub async fn graphql_with(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post_json(&json!({ "query": query, "variables": variables })).await;
+        assert_eq!(status, 200, "GraphQL answered {status}: {body}");
+        body
+    }
+
+    /// POSTs a JSON body to /graphql; returns the status and the parsed response.
+    pub async fn post_json(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(body.to_string()).await
+    }
+
+    /// POSTs raw bytes as `application/json` to /graphql.
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a readable body");
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("the server answers")
+    }
+
+    /// A direct connection to this test's database, outside the server's pool.
+    pub async fn db(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.config.database_url).await.expect("the test database accepts connections")
+    }
+
+    pub async fn seed(&self, options: SeedOptions) -> SeedSummary {
+        seed::seed(&mut self.db().await, &options).await.expect("seeding succeeds")
+    }
+
+    /// SQL statements the server's pool has run so far.
+    pub fn statements_run(&self) -> u64 {
+        self.services.db.statements_run()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let admin_url = self.admin_url.clone();
+        let database = self.database.clone();
+        let redis_url = self.config.redis_url.clone();
+        let prefix = self.config.redis_key_prefix.clone();
+        let kafka = self.services.kafka.clone();
+        // Drop cannot await; clean up on a thread with its own runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&admin_url).await {
+                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
+                }
+                let _ = delete_redis_prefix(&redis_url, &prefix).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), kafka.delete_topics()).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_redis_prefix(redis_url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(redis_url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await?;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+    }
+    Ok(())
+}
+
+/// `url` with its database name replaced.
+pub fn database_url_for(url: &str, database: &str) -> String {
+    let mut url = url::Url::parse(url).expect("DATABASE_URL is a URL");
+    url.set_path(database);
+    url.to_string()
+}
+
+/// Creates `database` as a copy of a template that has every migration applied. The template is
+/// built once per set of migrations, under an advisory lock, by whichever test process comes first.
+async fn create_test_database(admin_url: &str, base_url: &str, database: &str) {
+    let template = template_name();
+    let mut admin = AsyncPgConnection::establish(admin_url).await.expect("PostgreSQL accepts connections (run scripts/services start)");
+    admin.batch_execute("SELECT pg_advisory_lock(7267001)").await.expect("advisory lock");
+    if !database_exists(&mut admin, &template).await {
+        let building = format!("{template}_building");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await.expect("drop stale template");
+        admin.batch_execute(&format!("CREATE DATABASE {building}")).await.expect("create template");
+        concert_reservation::db::run_migrations(&database_url_for(base_url, &building)).await.expect("migrations apply");
+        // The migration connection is closing asynchronously; rename waits until it is gone.
+        retry_while_busy(&mut admin, &format!("ALTER DATABASE {building} RENAME TO {template}")).await;
+    }
+    admin.batch_execute("SELECT pg_advisory_unlock(7267001)").await.expect("advisory unlock");
+    retry_while_busy(&mut admin, &format!("CREATE DATABASE {database} TEMPLATE {template}")).await;
+}
+
+async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(conn)
+        .await
+        .expect("pg_database is readable");
+    count.n > 0
+}
+
+/// Runs a statement that fails while another session is connected to the database it names.
+async fn retry_while_busy(conn: &mut AsyncPgConnection, sql: &str) {
+    for attempt in 0.. {
+        match conn.batch_execute(sql).await {
+            Ok(()) => return,
+            Err(err) if attempt < 100 && err.to_string().contains("being accessed by other users") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{sql}: {err}"),
+        }
+    }
+}
+
+/// One template per set of migrations: a new migration gets a fresh template.
+fn template_name() -> String {
+    use diesel::migration::MigrationSource;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&concert_reservation::db::MIGRATIONS)
+        .expect("embedded migrations are readable");
+    let mut hasher = DefaultHasher::new();
+    for migration in migrations {
+        migration.name().to_string().hash(&mut hasher);
+    }
+    format!("cr_template_{:016x}", hasher.finish())
+}
