@@ -54,12 +54,20 @@ pub struct Config {
     pub kafka_brokers: String,
 
     /// Topic of hold-expiry events. Env `KAFKA_TOPIC_SEATS_EXPIRED`.
-    #[arg(long, env = "KAFKA_TOPIC_SEATS_EXPIRED", default_value = "seats.expired")]
+    #[arg(
+        long,
+        env = "KAFKA_TOPIC_SEATS_EXPIRED",
+        default_value = "seats.expired"
+    )]
     pub kafka_topic_seats_expired: String,
 
     /// Topic of the other booking events (holds, payments, cancellations).
     /// Env `KAFKA_TOPIC_BOOKING_EVENTS`.
-    #[arg(long, env = "KAFKA_TOPIC_BOOKING_EVENTS", default_value = "booking.events")]
+    #[arg(
+        long,
+        env = "KAFKA_TOPIC_BOOKING_EVENTS",
+        default_value = "booking.events"
+    )]
     pub kafka_topic_booking_events: String,
 
     /// Partitions of topics the server creates at start-up. Env `KAFKA_TOPIC_PARTITIONS`.

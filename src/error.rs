@@ -84,7 +84,9 @@ impl From<diesel::result::Error> for AppError {
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for AppError {
     fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
         match err {
-            bb8::RunError::TimedOut => Self::Unavailable(anyhow::anyhow!("database pool timed out")),
+            bb8::RunError::TimedOut => {
+                Self::Unavailable(anyhow::anyhow!("database pool timed out"))
+            }
             bb8::RunError::User(err) => Self::Unavailable(err.into()),
         }
     }

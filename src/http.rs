@@ -50,17 +50,30 @@ fn cors(config: &Config) -> CorsLayer {
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()))
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, "queue-token".parse().expect("a valid header name")])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            "queue-token".parse().expect("a valid header name"),
+        ])
         .max_age(Duration::from_secs(600))
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 /// `POST /graphql`: one operation or a batch. Request-level failures (unreadable body, too large,
@@ -83,30 +96,46 @@ fn parse_batch(
     config: &Config,
 ) -> Result<BatchRequest, (StatusCode, AppError)> {
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, AppError::PayloadTooLarge(config.max_body_bytes))
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PayloadTooLarge(config.max_body_bytes),
+        ),
         status => (status, AppError::BadRequest(rejection.body_text())),
     })?;
-    let batch: BatchRequest = serde_json::from_slice(&body)
-        .map_err(|err| (StatusCode::BAD_REQUEST, AppError::BadRequest(err.to_string())))?;
+    let batch: BatchRequest = serde_json::from_slice(&body).map_err(|err| {
+        (
+            StatusCode::BAD_REQUEST,
+            AppError::BadRequest(err.to_string()),
+        )
+    })?;
     let operations = batch.iter().count();
     if operations == 0 {
-        return Err((StatusCode::BAD_REQUEST, AppError::BadRequest("the batch is empty".into())));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            AppError::BadRequest("the batch is empty".into()),
+        ));
     }
     if batch.iter().any(|request| request.query.trim().is_empty()) {
-        return Err((StatusCode::BAD_REQUEST, AppError::BadRequest("a request has no `query`".into())));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            AppError::BadRequest("a request has no `query`".into()),
+        ));
     }
     if operations > config.graphql_max_batch {
-        return Err((StatusCode::BAD_REQUEST, AppError::BatchTooLarge(config.graphql_max_batch)));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            AppError::BatchTooLarge(config.graphql_max_batch),
+        ));
     }
     Ok(batch)
 }
 
 fn error_response(status: StatusCode, err: AppError) -> Response {
-    let error = async_graphql::ServerError::from(async_graphql::Error::from(err).into_server_error(Default::default()));
-    let mut response = GraphQLResponse::from(BatchResponse::Single(async_graphql::Response::from_errors(vec![error])))
-        .into_response();
+    let err = async_graphql::Error::from(err);
+    let mut error = async_graphql::ServerError::new(err.message, None);
+    error.extensions = err.extensions;
+    let body = BatchResponse::Single(async_graphql::Response::from_errors(vec![error]));
+    let mut response = GraphQLResponse::from(body).into_response();
     *response.status_mut() = status;
     response
 }
@@ -121,7 +150,11 @@ async fn graphql_ws(
     data.insert(Loaders::new(&state.services.db));
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| GraphQLWebSocket::new(socket, state.schema.clone(), protocol).with_data(data).serve())
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .with_data(data)
+                .serve()
+        })
 }
 
 /// Liveness: the process answers.
@@ -138,7 +171,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         check("kafka", services.kafka.ping()),
     );
     let ready = postgres && redis && kafka;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },

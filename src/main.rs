@@ -51,7 +51,9 @@ async fn main() -> anyhow::Result<()> {
             let mut conn = AsyncPgConnection::establish(&cli.config.database_url).await?;
             let summary = seed::seed(&mut conn, &options).await?;
             if summary.skipped {
-                tracing::info!("database already has concerts; nothing seeded (use --reset to start over)");
+                tracing::info!(
+                    "database already has concerts; nothing seeded (use --reset to start over)"
+                );
             } else {
                 tracing::info!(?summary, "seeded demo data");
             }

@@ -27,12 +27,18 @@ impl RedisStore {
             .max_size(config.redis_pool_size)
             .connection_timeout(Duration::from_secs(2))
             .build_unchecked(manager);
-        Ok(Self { pool, prefix: config.redis_key_prefix.clone() })
+        Ok(Self {
+            pool,
+            prefix: config.redis_key_prefix.clone(),
+        })
     }
 
     /// A pooled connection, or `UNAVAILABLE` when Redis does not answer.
     pub async fn conn(&self) -> AppResult<RedisConn> {
-        self.pool.get_owned().await.map_err(|err| AppError::Unavailable(anyhow::anyhow!("redis: {err}")))
+        self.pool
+            .get_owned()
+            .await
+            .map_err(|err| AppError::Unavailable(anyhow::anyhow!("redis: {err}")))
     }
 
     /// The full key for `name` under this deployment's prefix.

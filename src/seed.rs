@@ -47,7 +47,14 @@ pub struct SeedOptions {
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        Self { concerts: 3, schedules_per_concert: 2, seats_per_schedule: 50, users: 100, points: 1_000_000, reset: false }
+        Self {
+            concerts: 3,
+            schedules_per_concert: 2,
+            seats_per_schedule: 50,
+            users: 100,
+            points: 1_000_000,
+            reset: false,
+        }
     }
 }
 
@@ -63,11 +70,18 @@ pub struct SeedSummary {
 }
 
 /// Seeds in one transaction: a failure leaves the database as it was.
-pub async fn seed(conn: &mut AsyncPgConnection, options: &SeedOptions) -> anyhow::Result<SeedSummary> {
-    conn.transaction(async |conn| seed_in_transaction(conn, &options).await).await
+pub async fn seed(
+    conn: &mut AsyncPgConnection,
+    options: &SeedOptions,
+) -> anyhow::Result<SeedSummary> {
+    conn.transaction(async |conn| seed_in_transaction(conn, options).await)
+        .await
 }
 
-async fn seed_in_transaction(conn: &mut AsyncPgConnection, options: &SeedOptions) -> anyhow::Result<SeedSummary> {
+async fn seed_in_transaction(
+    conn: &mut AsyncPgConnection,
+    options: &SeedOptions,
+) -> anyhow::Result<SeedSummary> {
     if options.reset {
         diesel::sql_query(
             "TRUNCATE outbox, idempotency_keys, payments, reservation_seats, point_ledger, \
@@ -78,7 +92,10 @@ async fn seed_in_transaction(conn: &mut AsyncPgConnection, options: &SeedOptions
     } else {
         let existing: i64 = concerts::table.count().get_result(conn).await?;
         if existing > 0 {
-            return Ok(SeedSummary { skipped: true, ..SeedSummary::default() });
+            return Ok(SeedSummary {
+                skipped: true,
+                ..SeedSummary::default()
+            });
         }
     }
 
@@ -88,8 +105,11 @@ async fn seed_in_transaction(conn: &mut AsyncPgConnection, options: &SeedOptions
             NewConcert { title, artist }
         })
         .collect();
-    let concert_ids: Vec<ConcertId> =
-        diesel::insert_into(concerts::table).values(&new_concerts).returning(concerts::id).get_results(conn).await?;
+    let concert_ids: Vec<ConcertId> = diesel::insert_into(concerts::table)
+        .values(&new_concerts)
+        .returning(concerts::id)
+        .get_results(conn)
+        .await?;
 
     let first_show = Utc::now() + Duration::days(30);
     let new_schedules: Vec<NewSchedule<'_>> = concert_ids
@@ -114,19 +134,34 @@ async fn seed_in_transaction(conn: &mut AsyncPgConnection, options: &SeedOptions
         .flat_map(|&schedule_id| {
             (1..=options.seats_per_schedule).map(move |number| {
                 let (grade, price) = grade_and_price(number, options.seats_per_schedule);
-                NewSeat { schedule_id, number: number as i32, grade, price }
+                NewSeat {
+                    schedule_id,
+                    number: number as i32,
+                    grade,
+                    price,
+                }
             })
         })
         .collect();
     for chunk in new_seats.chunks(CHUNK) {
-        diesel::insert_into(seats::table).values(chunk).execute(conn).await?;
+        diesel::insert_into(seats::table)
+            .values(chunk)
+            .execute(conn)
+            .await?;
     }
 
-    let new_users: Vec<NewUser> =
-        (1..=options.users).map(|i| NewUser { name: format!("fan-{i}"), points: options.points }).collect();
+    let new_users: Vec<NewUser> = (1..=options.users)
+        .map(|i| NewUser {
+            name: format!("fan-{i}"),
+            points: options.points,
+        })
+        .collect();
     for chunk in new_users.chunks(CHUNK) {
-        let ids: Vec<UserId> =
-            diesel::insert_into(users::table).values(chunk).returning(users::id).get_results(conn).await?;
+        let ids: Vec<UserId> = diesel::insert_into(users::table)
+            .values(chunk)
+            .returning(users::id)
+            .get_results(conn)
+            .await?;
         if options.points > 0 {
             let entries: Vec<NewLedgerEntry> = ids
                 .into_iter()
@@ -138,7 +173,10 @@ async fn seed_in_transaction(conn: &mut AsyncPgConnection, options: &SeedOptions
                     balance_after: options.points,
                 })
                 .collect();
-            diesel::insert_into(point_ledger::table).values(&entries).execute(conn).await?;
+            diesel::insert_into(point_ledger::table)
+                .values(&entries)
+                .execute(conn)
+                .await?;
         }
     }
 

@@ -57,11 +57,20 @@ impl Application {
         let services = Services::connect(config)?;
         services.kafka.ensure_topics().await?;
         let schema = graphql::build_schema(services.clone());
-        Ok(Self { listener, state: AppState { services, schema, metrics } })
+        Ok(Self {
+            listener,
+            state: AppState {
+                services,
+                schema,
+                metrics,
+            },
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -69,9 +78,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = crate::http::router(self.state);
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 }

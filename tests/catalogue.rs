@@ -6,10 +6,17 @@ use common::TestApp;
 use concert_reservation::seed::SeedOptions;
 use serde_json::json;
 
-const EVERYTHING: &str = "{ concerts { title schedules { startsAt seats { number status price } } } }";
+const EVERYTHING: &str =
+    "{ concerts { title schedules { startsAt seats { number status price } } } }";
 
 fn seed_options(concerts: usize, schedules: usize, seats: usize) -> SeedOptions {
-    SeedOptions { concerts, schedules_per_concert: schedules, seats_per_schedule: seats, users: 1, ..SeedOptions::default() }
+    SeedOptions {
+        concerts,
+        schedules_per_concert: schedules,
+        seats_per_schedule: seats,
+        users: 1,
+        ..SeedOptions::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,15 +27,26 @@ async fn concerts_list_schedules_and_seats() {
     let body = app.graphql(EVERYTHING).await;
 
     assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-    let concerts = body["data"]["concerts"].as_array().expect("a list of concerts");
+    let concerts = body["data"]["concerts"]
+        .as_array()
+        .expect("a list of concerts");
     assert_eq!(concerts.len(), 2);
     for concert in concerts {
-        let schedules = concert["schedules"].as_array().expect("a list of schedules");
+        let schedules = concert["schedules"]
+            .as_array()
+            .expect("a list of schedules");
         assert_eq!(schedules.len(), 3);
         for schedule in schedules {
             let seats = schedule["seats"].as_array().expect("a list of seats");
-            let numbers: Vec<i64> = seats.iter().map(|seat| seat["number"].as_i64().unwrap()).collect();
-            assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "seats come by number");
+            let numbers: Vec<i64> = seats
+                .iter()
+                .map(|seat| seat["number"].as_i64().unwrap())
+                .collect();
+            assert_eq!(
+                numbers,
+                (1..=10).collect::<Vec<_>>(),
+                "seats come by number"
+            );
             assert!(seats.iter().all(|seat| seat["status"] == "AVAILABLE"));
             assert!(seats.iter().all(|seat| seat["price"].as_i64().unwrap() > 0));
         }
@@ -47,7 +65,11 @@ async fn nested_catalogue_query_runs_a_constant_number_of_statements() {
     let small_count = app.statements_run() - before;
     assert!(small.get("errors").is_none(), "{small}");
 
-    app.seed(SeedOptions { reset: true, ..seed_options(5, 4, 40) }).await;
+    app.seed(SeedOptions {
+        reset: true,
+        ..seed_options(5, 4, 40)
+    })
+    .await;
     let before = app.statements_run();
     let large = app.graphql(EVERYTHING).await;
     let large_count = app.statements_run() - before;
@@ -55,16 +77,27 @@ async fn nested_catalogue_query_runs_a_constant_number_of_statements() {
     assert_eq!(large["data"]["concerts"].as_array().unwrap().len(), 5);
 
     assert_eq!(small_count, 3, "one statement per level");
-    assert_eq!(large_count, small_count, "the count must not grow with the data");
+    assert_eq!(
+        large_count, small_count,
+        "the count must not grow with the data"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concert_and_schedule_by_id() {
     let app = TestApp::spawn().await;
     app.seed(seed_options(1, 2, 4)).await;
-    let list = app.graphql("{ concerts { id title schedules { id } } }").await;
-    let concert_id = list["data"]["concerts"][0]["id"].as_str().unwrap().to_owned();
-    let schedule_id = list["data"]["concerts"][0]["schedules"][1]["id"].as_str().unwrap().to_owned();
+    let list = app
+        .graphql("{ concerts { id title schedules { id } } }")
+        .await;
+    let concert_id = list["data"]["concerts"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let schedule_id = list["data"]["concerts"][0]["schedules"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let body = app
         .graphql_with(
@@ -74,7 +107,10 @@ async fn concert_and_schedule_by_id() {
         .await;
 
     assert!(body.get("errors").is_none(), "{body}");
-    assert_eq!(body["data"]["concert"]["title"], list["data"]["concerts"][0]["title"]);
+    assert_eq!(
+        body["data"]["concert"]["title"],
+        list["data"]["concerts"][0]["title"]
+    );
     assert_eq!(body["data"]["schedule"]["availableSeats"], 4);
     assert_eq!(body["data"]["schedule"]["concert"]["id"], concert_id);
 }
@@ -83,15 +119,30 @@ async fn concert_and_schedule_by_id() {
 async fn unknown_ids_are_null_and_malformed_ids_are_invalid_input() {
     let app = TestApp::spawn().await;
 
-    let missing = app.graphql(r#"{ concert(id: "999999") { title } schedule(id: "424242") { id } }"#).await;
+    let missing = app
+        .graphql(r#"{ concert(id: "999999") { title } schedule(id: "424242") { id } }"#)
+        .await;
     assert!(missing.get("errors").is_none(), "{missing}");
     assert!(missing["data"]["concert"].is_null());
     assert!(missing["data"]["schedule"].is_null());
 
     for bad in ["abc", "-1", "0", "1.5", "99999999999999999999"] {
-        let body = app.graphql_with("query($id: ID!) { concert(id: $id) { title } }", json!({ "id": bad })).await;
-        assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{bad}: {body}");
-        assert!(body["errors"][0]["message"].as_str().unwrap().contains("not a valid concert id"));
+        let body = app
+            .graphql_with(
+                "query($id: ID!) { concert(id: $id) { title } }",
+                json!({ "id": bad }),
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{bad}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a valid concert id")
+        );
     }
 }
 
@@ -100,12 +151,19 @@ async fn concerts_page_is_bounded() {
     let app = TestApp::spawn().await;
     app.seed(seed_options(3, 1, 1)).await;
 
-    let page = app.graphql("{ concerts(limit: 2, offset: 1) { id } }").await;
+    let page = app
+        .graphql("{ concerts(limit: 2, offset: 1) { id } }")
+        .await;
     assert_eq!(page["data"]["concerts"].as_array().unwrap().len(), 2);
 
     for args in ["limit: 0", "limit: 101", "offset: -1"] {
-        let body = app.graphql(&format!("{{ concerts({args}) {{ id }} }}")).await;
-        assert_eq!(body["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{args}: {body}");
+        let body = app
+            .graphql(&format!("{{ concerts({args}) {{ id }} }}"))
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{args}: {body}"
+        );
     }
 }
 
@@ -116,7 +174,10 @@ async fn seeding_twice_keeps_the_first_data() {
     let second = app.seed(seed_options(4, 1, 3)).await;
 
     assert!(!first.skipped);
-    assert!(second.skipped, "a database with concerts is not seeded again");
+    assert!(
+        second.skipped,
+        "a database with concerts is not seeded again"
+    );
     let body = app.graphql("{ concerts { id } }").await;
     assert_eq!(body["data"]["concerts"].as_array().unwrap().len(), 2);
 }

@@ -10,8 +10,12 @@ use serde_json::{Value, json};
 fn first_error(body: &Value) -> (&str, &str) {
     let error = &body["errors"][0];
     (
-        error["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no code: {body}")),
-        error["message"].as_str().unwrap_or_else(|| panic!("no message: {body}")),
+        error["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code: {body}")),
+        error["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {body}")),
     )
 }
 
@@ -52,14 +56,18 @@ async fn too_deep_queries_are_refused() {
     assert_eq!(first_error(&body).0, "QUERY_TOO_DEEP", "{body}");
     assert!(body["data"].is_null(), "nothing runs: {body}");
 
-    let allowed = app.graphql("{ concerts { schedules { concert { title } } } }").await;
+    let allowed = app
+        .graphql("{ concerts { schedules { concert { title } } } }")
+        .await;
     assert!(allowed.get("errors").is_none(), "{allowed}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn too_complex_queries_are_refused() {
     let app = TestApp::spawn_with(|config| config.graphql_max_complexity = 50).await;
-    let fields: String = (0..60).map(|i| format!("c{i}: concerts {{ id }} ")).collect();
+    let fields: String = (0..60)
+        .map(|i| format!("c{i}: concerts {{ id }} "))
+        .collect();
     let body = app.graphql(&format!("{{ {fields} }}")).await;
     assert_eq!(first_error(&body).0, "QUERY_TOO_COMPLEX", "{body}");
 }
@@ -68,7 +76,9 @@ async fn too_complex_queries_are_refused() {
 async fn too_many_directives_are_refused() {
     let app = TestApp::spawn().await;
     let directives = "@include(if: true) ".repeat(5);
-    let body = app.graphql(&format!("{{ concerts {{ id {directives} }} }}")).await;
+    let body = app
+        .graphql(&format!("{{ concerts {{ id {directives} }} }}"))
+        .await;
     assert_eq!(first_error(&body).0, "TOO_MANY_DIRECTIVES", "{body}");
 }
 
@@ -90,7 +100,11 @@ async fn oversized_batches_are_refused_and_small_batches_run() {
 async fn oversized_bodies_are_refused() {
     let app = TestApp::spawn_with(|config| config.max_body_bytes = 1024).await;
     let padding = " ".repeat(4096);
-    let (status, body) = app.post_raw(format!(r#"{{"query": "{{ concerts {{ id }} }}{padding}"}}"#)).await;
+    let (status, body) = app
+        .post_raw(format!(
+            r#"{{"query": "{{ concerts {{ id }} }}{padding}"}}"#
+        ))
+        .await;
     assert_eq!(status, 413);
     assert_eq!(first_error(&body).0, "PAYLOAD_TOO_LARGE", "{body}");
 }
@@ -98,20 +112,32 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn argument_values_of_the_wrong_type_are_bad_user_input() {
     let app = TestApp::spawn().await;
-    let body = app.graphql_with("query($n: Int!) { concerts(limit: $n) { id } }", json!({ "n": "ten" })).await;
+    let body = app
+        .graphql_with(
+            "query($n: Int!) { concerts(limit: $n) { id } }",
+            json!({ "n": "ten" }),
+        )
+        .await;
     let code = first_error(&body).0;
-    assert!(code == "GRAPHQL_VALIDATION_FAILED" || code == "BAD_USER_INPUT", "{body}");
+    assert!(
+        code == "GRAPHQL_VALIDATION_FAILED" || code == "BAD_USER_INPUT",
+        "{body}"
+    );
 
     let body = app.graphql("{ concerts(limit: 99999999999) { id } }").await;
     let code = first_error(&body).0;
-    assert!(code == "GRAPHQL_VALIDATION_FAILED" || code == "BAD_USER_INPUT", "{body}");
+    assert!(
+        code == "GRAPHQL_VALIDATION_FAILED" || code == "BAD_USER_INPUT",
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_operation_names_are_bad_user_input() {
     let app = TestApp::spawn().await;
-    let (status, body) =
-        app.post_json(&json!({ "query": "query A { concerts { id } }", "operationName": "B" })).await;
+    let (status, body) = app
+        .post_json(&json!({ "query": "query A { concerts { id } }", "operationName": "B" }))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(first_error(&body).0, "BAD_USER_INPUT", "{body}");
 }
@@ -120,15 +146,34 @@ async fn unknown_operation_names_are_bad_user_input() {
 #[tokio::test(flavor = "multi_thread")]
 async fn internal_errors_are_masked() {
     let app = TestApp::spawn().await;
-    app.db().await.batch_execute("DROP TABLE seats CASCADE").await.unwrap();
-    app.db().await.batch_execute("INSERT INTO concerts (title, artist) VALUES ('t', 'a')").await.unwrap();
-    app.db().await.batch_execute("INSERT INTO schedules (concert_id, starts_at, venue) VALUES (1, now(), 'v')").await.unwrap();
+    app.db()
+        .await
+        .batch_execute("DROP TABLE seats CASCADE")
+        .await
+        .unwrap();
+    app.db()
+        .await
+        .batch_execute("INSERT INTO concerts (title, artist) VALUES ('t', 'a')")
+        .await
+        .unwrap();
+    app.db()
+        .await
+        .batch_execute(
+            "INSERT INTO schedules (concert_id, starts_at, venue) VALUES (1, now(), 'v')",
+        )
+        .await
+        .unwrap();
 
-    let body = app.graphql("{ concerts { schedules { seats { number } } } }").await;
+    let body = app
+        .graphql("{ concerts { schedules { seats { number } } } }")
+        .await;
 
     let (code, message) = first_error(&body);
     assert_eq!(code, "INTERNAL", "{body}");
     assert_eq!(message, "internal server error");
     let text = body.to_string();
-    assert!(!text.contains("relation") && !text.contains("seats\" does not exist"), "leaked: {text}");
+    assert!(
+        !text.contains("relation") && !text.contains("seats\" does not exist"),
+        "leaked: {text}"
+    );
 }

@@ -22,7 +22,10 @@ async fn readyz_checks_postgres_redis_and_kafka() {
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["checks"], json!({ "postgres": "ok", "redis": "ok", "kafka": "ok" }));
+    assert_eq!(
+        body["checks"],
+        json!({ "postgres": "ok", "redis": "ok", "kafka": "ok" })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,30 +47,56 @@ async fn metrics_export_graphql_histograms() {
 
     let text = app.get("/metrics").await.text().await.unwrap();
 
-    assert!(text.contains(r#"graphql_requests_total{operation="concerts",outcome="ok"}"#), "{text}");
-    assert!(text.contains("graphql_request_duration_seconds_bucket{"), "histograms, not summaries: {text}");
-    assert!(text.contains(r#"code="GRAPHQL_VALIDATION_FAILED""#), "{text}");
+    assert!(
+        text.contains(r#"graphql_requests_total{operation="concerts",outcome="ok"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("graphql_request_duration_seconds_bucket{"),
+        "histograms, not summaries: {text}"
+    );
+    assert!(
+        text.contains(r#"code="GRAPHQL_VALIDATION_FAILED""#),
+        "{text}"
+    );
     assert!(text.contains("db_statements_total"), "{text}");
     assert!(text.contains("db_pool_connections"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cors_allows_only_configured_origins() {
-    let app = TestApp::spawn_with(|config| config.cors_allowed_origins = vec!["https://tickets.example".into()]).await;
+    let app = TestApp::spawn_with(|config| {
+        config.cors_allowed_origins = vec!["https://tickets.example".into()]
+    })
+    .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/graphql"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "content-type,authorization")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
             .send()
     };
 
     let allowed = preflight("https://tickets.example").await.unwrap();
-    assert_eq!(allowed.headers().get("access-control-allow-origin").unwrap(), "https://tickets.example");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "https://tickets.example"
+    );
 
     let refused = preflight("https://evil.example").await.unwrap();
-    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,11 +110,25 @@ async fn graphiql_is_served_on_get() {
 }
 
 async fn websocket_handshake(app: &TestApp, protocol: &str) -> Value {
-    let mut request = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
-    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.expect("websocket upgrade");
-    assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), protocol);
-    socket.send(Message::text(json!({ "type": "connection_init", "payload": {} }).to_string())).await.unwrap();
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket upgrade");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        protocol
+    );
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init", "payload": {} }).to_string(),
+        ))
+        .await
+        .unwrap();
     loop {
         let message = socket.next().await.expect("a reply").expect("a frame");
         if let Message::Text(text) = message {

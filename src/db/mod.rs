@@ -10,8 +10,12 @@ use std::time::Instant;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
 
@@ -69,7 +73,11 @@ impl Database {
             .connection_timeout(config.database_pool_timeout())
             .test_on_check_out(false)
             .build_unchecked(manager);
-        Self { pool, max_size: config.database_pool_size, statements }
+        Self {
+            pool,
+            max_size: config.database_pool_size,
+            statements,
+        }
     }
 
     /// A pooled connection; the time spent waiting for it is recorded.
@@ -96,7 +104,9 @@ impl Database {
     /// `SELECT 1` through the pool: the readiness check.
     pub async fn ping(&self) -> AppResult<()> {
         let mut conn = self.conn().await?;
-        conn.batch_execute("SELECT 1").await.map_err(AppError::internal)
+        conn.batch_execute("SELECT 1")
+            .await
+            .map_err(AppError::internal)
     }
 }
 

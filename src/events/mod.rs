@@ -47,8 +47,9 @@ impl Kafka {
 
     /// Creates the configured topics that do not exist yet (brokers here do not auto-create).
     pub async fn ensure_topics(&self) -> anyhow::Result<()> {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()?;
         let new_topics: Vec<NewTopic<'_>> = self
             .topics
             .iter()
@@ -67,8 +68,9 @@ impl Kafka {
 
     /// Deletes the configured topics (tests clean up their own topics with this).
     pub async fn delete_topics(&self) -> anyhow::Result<()> {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()?;
         let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         admin.delete_topics(&names, &AdminOptions::new()).await?;
         Ok(())
@@ -79,7 +81,10 @@ impl Kafka {
         use rdkafka::producer::Producer;
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, BROKER_TIMEOUT).map(|_| ())
+            producer
+                .client()
+                .fetch_metadata(None, BROKER_TIMEOUT)
+                .map(|_| ())
         })
         .await??;
         Ok(())

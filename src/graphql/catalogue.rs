@@ -47,7 +47,11 @@ impl CatalogueQuery {
     /// One schedule (performance), or null when there is none with this id.
     async fn schedule(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ScheduleObject>> {
         let id = ScheduleId::parse(&id)?;
-        Ok(loaders(ctx).schedules.load_one(id).await?.map(ScheduleObject))
+        Ok(loaders(ctx)
+            .schedules
+            .load_one(id)
+            .await?
+            .map(ScheduleObject))
     }
 }
 
@@ -70,8 +74,15 @@ impl ConcertObject {
 
     /// Performances of this concert, earliest first.
     async fn schedules(&self, ctx: &Context<'_>) -> Result<Vec<ScheduleObject>> {
-        let schedules = loaders(ctx).schedules_by_concert.load_one(self.0.id).await?;
-        Ok(schedules.unwrap_or_default().into_iter().map(ScheduleObject).collect())
+        let schedules = loaders(ctx)
+            .schedules_by_concert
+            .load_one(self.0.id)
+            .await?;
+        Ok(schedules
+            .unwrap_or_default()
+            .into_iter()
+            .map(ScheduleObject)
+            .collect())
     }
 }
 
@@ -103,7 +114,11 @@ impl ScheduleObject {
     /// Every seat of this performance, by number.
     async fn seats(&self, ctx: &Context<'_>) -> Result<Vec<SeatObject>> {
         let seats = loaders(ctx).seats_by_schedule.load_one(self.0.id).await?;
-        Ok(seats.unwrap_or_default().into_iter().map(SeatObject).collect())
+        Ok(seats
+            .unwrap_or_default()
+            .into_iter()
+            .map(SeatObject)
+            .collect())
     }
 
     /// How many seats are AVAILABLE right now.

@@ -34,7 +34,10 @@ struct RequestObserver {
 impl RequestObserver {
     /// A bounded label: the schema's root field names (never client-chosen operation names).
     fn operation_label(&self) -> String {
-        let fields = self.root_fields.lock().expect("root field set is never poisoned");
+        let fields = self
+            .root_fields
+            .lock()
+            .expect("root field set is never poisoned");
         match fields.len() {
             0 => "none".to_owned(),
             1..=3 => fields.iter().cloned().collect::<Vec<_>>().join(","),
@@ -55,7 +58,11 @@ impl Extension for RequestObserver {
             }
         }
         let operation = self.operation_label();
-        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+        let outcome = if response.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
         metrics::counter!(m::GRAPHQL_REQUESTS_TOTAL, "operation" => operation.clone(), "outcome" => outcome)
             .increment(1);
         metrics::histogram!(m::GRAPHQL_REQUEST_DURATION_SECONDS, "operation" => operation.clone())
@@ -130,5 +137,8 @@ fn error_code(error: &ServerError) -> Option<&str> {
 }
 
 fn set_code(error: &mut ServerError, code: &str) {
-    error.extensions.get_or_insert_with(Default::default).set("code", code);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
 }

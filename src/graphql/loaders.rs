@@ -63,7 +63,9 @@ impl Loader<ConcertId> for ConcertsById {
 
     async fn load(&self, ids: &[ConcertId]) -> Result<HashMap<ConcertId, Concert>, Self::Error> {
         let mut conn = self.0.conn().await?;
-        Ok(Concert::by_ids(&mut conn, ids).await.map_err(AppError::from)?)
+        Ok(Concert::by_ids(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
     }
 }
 
@@ -73,7 +75,9 @@ impl Loader<ScheduleId> for SchedulesById {
 
     async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, Schedule>, Self::Error> {
         let mut conn = self.0.conn().await?;
-        Ok(Schedule::by_ids(&mut conn, ids).await.map_err(AppError::from)?)
+        Ok(Schedule::by_ids(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
     }
 }
 
@@ -81,9 +85,14 @@ impl Loader<ConcertId> for SchedulesByConcert {
     type Value = Vec<Schedule>;
     type Error = LoadError;
 
-    async fn load(&self, ids: &[ConcertId]) -> Result<HashMap<ConcertId, Vec<Schedule>>, Self::Error> {
+    async fn load(
+        &self,
+        ids: &[ConcertId],
+    ) -> Result<HashMap<ConcertId, Vec<Schedule>>, Self::Error> {
         let mut conn = self.0.conn().await?;
-        Ok(Schedule::for_concerts(&mut conn, ids).await.map_err(AppError::from)?)
+        Ok(Schedule::for_concerts(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
     }
 }
 
@@ -91,8 +100,13 @@ impl Loader<ScheduleId> for SeatsBySchedule {
     type Value = Vec<Seat>;
     type Error = LoadError;
 
-    async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, Vec<Seat>>, Self::Error> {
+    async fn load(
+        &self,
+        ids: &[ScheduleId],
+    ) -> Result<HashMap<ScheduleId, Vec<Seat>>, Self::Error> {
         let mut conn = self.0.conn().await?;
-        Ok(Seat::for_schedules(&mut conn, ids).await.map_err(AppError::from)?)
+        Ok(Seat::for_schedules(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
     }
 }

@@ -5,7 +5,9 @@ mod catalogue;
 mod extension;
 pub mod loaders;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{
+    Context, EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder,
+};
 
 use crate::config::Config;
 use crate::startup::Services;

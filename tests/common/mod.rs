@@ -47,7 +47,9 @@ impl TestApp {
         config.bind_addr = "127.0.0.1:0".parse().expect("a valid address");
         customize(&mut config);
 
-        let app = Application::build(config.clone()).await.expect("the application builds");
+        let app = Application::build(config.clone())
+            .await
+            .expect("the application builds");
         let addr = app.local_addr();
         let services = app.state().services.clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -75,7 +77,9 @@ impl TestApp {
     }
 
     pub async fn graphql_with(&self, query: &str, variables: Value) -> Value {
-        let (status, body) = self.post_json(&json!({ "query": query, "variables": variables })).await;
+        let (status, body) = self
+            .post_json(&json!({ "query": query, "variables": variables }))
+            .await;
         assert_eq!(status, 200, "GraphQL answered {status}: {body}");
         body
     }
@@ -97,21 +101,30 @@ impl TestApp {
             .expect("the server answers");
         let status = response.status().as_u16();
         let text = response.text().await.expect("a readable body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         (status, body)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("the server answers")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the server answers")
     }
 
     /// A direct connection to this test's database, outside the server's pool.
     pub async fn db(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.config.database_url).await.expect("the test database accepts connections")
+        AsyncPgConnection::establish(&self.config.database_url)
+            .await
+            .expect("the test database accepts connections")
     }
 
     pub async fn seed(&self, options: SeedOptions) -> SeedSummary {
-        seed::seed(&mut self.db().await, &options).await.expect("seeding succeeds")
+        seed::seed(&mut self.db().await, &options)
+            .await
+            .expect("seeding succeeds")
     }
 
     /// SQL statements the server's pool has run so far.
@@ -132,10 +145,15 @@ impl Drop for TestApp {
         let kafka = self.services.kafka.clone();
         // Drop cannot await; clean up on a thread with its own runtime.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
             runtime.block_on(async move {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&admin_url).await {
-                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await;
+                    let _ = conn
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                        .await;
                 }
                 let _ = delete_redis_prefix(&redis_url, &prefix).await;
                 let _ = tokio::time::timeout(Duration::from_secs(5), kafka.delete_topics()).await;
@@ -148,7 +166,10 @@ impl Drop for TestApp {
 async fn delete_redis_prefix(redis_url: &str, prefix: &str) -> redis::RedisResult<()> {
     let client = redis::Client::open(redis_url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await?;
     if !keys.is_empty() {
         let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
     }
@@ -166,18 +187,42 @@ pub fn database_url_for(url: &str, database: &str) -> String {
 /// built once per set of migrations, under an advisory lock, by whichever test process comes first.
 async fn create_test_database(admin_url: &str, base_url: &str, database: &str) {
     let template = template_name();
-    let mut admin = AsyncPgConnection::establish(admin_url).await.expect("PostgreSQL accepts connections (run scripts/services start)");
-    admin.batch_execute("SELECT pg_advisory_lock(7267001)").await.expect("advisory lock");
+    let mut admin = AsyncPgConnection::establish(admin_url)
+        .await
+        .expect("PostgreSQL accepts connections (run scripts/services start)");
+    admin
+        .batch_execute("SELECT pg_advisory_lock(7267001)")
+        .await
+        .expect("advisory lock");
     if !database_exists(&mut admin, &template).await {
         let building = format!("{template}_building");
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await.expect("drop stale template");
-        admin.batch_execute(&format!("CREATE DATABASE {building}")).await.expect("create template");
-        concert_reservation::db::run_migrations(&database_url_for(base_url, &building)).await.expect("migrations apply");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+            .await
+            .expect("drop stale template");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {building}"))
+            .await
+            .expect("create template");
+        concert_reservation::db::run_migrations(&database_url_for(base_url, &building))
+            .await
+            .expect("migrations apply");
         // The migration connection is closing asynchronously; rename waits until it is gone.
-        retry_while_busy(&mut admin, &format!("ALTER DATABASE {building} RENAME TO {template}")).await;
+        retry_while_busy(
+            &mut admin,
+            &format!("ALTER DATABASE {building} RENAME TO {template}"),
+        )
+        .await;
     }
-    admin.batch_execute("SELECT pg_advisory_unlock(7267001)").await.expect("advisory unlock");
-    retry_while_busy(&mut admin, &format!("CREATE DATABASE {database} TEMPLATE {template}")).await;
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(7267001)")
+        .await
+        .expect("advisory unlock");
+    retry_while_busy(
+        &mut admin,
+        &format!("CREATE DATABASE {database} TEMPLATE {template}"),
+    )
+    .await;
 }
 
 async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
@@ -186,11 +231,12 @@ async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> bool {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let count: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
-        .bind::<diesel::sql_types::Text, _>(name)
-        .get_result(conn)
-        .await
-        .expect("pg_database is readable");
+    let count: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(conn)
+            .await
+            .expect("pg_database is readable");
     count.n > 0
 }
 
@@ -199,7 +245,9 @@ async fn retry_while_busy(conn: &mut AsyncPgConnection, sql: &str) {
     for attempt in 0.. {
         match conn.batch_execute(sql).await {
             Ok(()) => return,
-            Err(err) if attempt < 100 && err.to_string().contains("being accessed by other users") => {
+            Err(err)
+                if attempt < 100 && err.to_string().contains("being accessed by other users") =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(err) => panic!("{sql}: {err}"),
@@ -211,8 +259,9 @@ async fn retry_while_busy(conn: &mut AsyncPgConnection, sql: &str) {
 fn template_name() -> String {
     use diesel::migration::MigrationSource;
     use std::hash::{DefaultHasher, Hash, Hasher};
-    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&concert_reservation::db::MIGRATIONS)
-        .expect("embedded migrations are readable");
+    let migrations =
+        MigrationSource::<diesel::pg::Pg>::migrations(&concert_reservation::db::MIGRATIONS)
+            .expect("embedded migrations are readable");
     let mut hasher = DefaultHasher::new();
     for migration in migrations {
         migration.name().to_string().hash(&mut hasher);
