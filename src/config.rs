@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The development default of `JWT_SECRET`; the server warns when it runs with it.
+pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
+
 /// Settings of one server instance. `Config::from_env()` reads them; tests start from it and
 /// override what they isolate (database, Redis prefix, topic names).
 #[derive(Debug, Clone, Parser)]
@@ -73,6 +76,45 @@ pub struct Config {
     /// Partitions of topics the server creates at start-up. Env `KAFKA_TOPIC_PARTITIONS`.
     #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
     pub kafka_topic_partitions: i32,
+
+    /// HS256 secret that signs and verifies access tokens (JWT). Set it in every real deployment.
+    /// Env `JWT_SECRET`.
+    #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_env_values = true)]
+    pub jwt_secret: String,
+
+    /// Required `iss` claim of access tokens. Env `JWT_ISSUER`.
+    #[arg(long, env = "JWT_ISSUER", default_value = "concert-reservation")]
+    pub jwt_issuer: String,
+
+    /// Required `aud` claim of access tokens. Env `JWT_AUDIENCE`.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "concert-reservation")]
+    pub jwt_audience: String,
+
+    /// Fans moved from WAITING to ACTIVE per second, per concert. Env `QUEUE_ADMIT_PER_SECOND`.
+    #[arg(long, env = "QUEUE_ADMIT_PER_SECOND", default_value_t = 50.0)]
+    pub queue_admit_per_second: f64,
+
+    /// Most ACTIVE tokens per concert at once. Env `QUEUE_ACTIVE_CAP`.
+    #[arg(long, env = "QUEUE_ACTIVE_CAP", default_value_t = 500)]
+    pub queue_active_cap: u32,
+
+    /// How long an ACTIVE token stays valid. Env `QUEUE_ACTIVE_TTL_SECONDS`.
+    #[arg(long, env = "QUEUE_ACTIVE_TTL_SECONDS", default_value_t = 600)]
+    pub queue_active_ttl_seconds: u64,
+
+    /// A WAITING token whose holder neither polled nor subscribed for this long is dropped.
+    /// Env `QUEUE_WAITING_GRACE_SECONDS`.
+    #[arg(long, env = "QUEUE_WAITING_GRACE_SECONDS", default_value_t = 30)]
+    pub queue_waiting_grace_seconds: u64,
+
+    /// Period of the admission tick. 0 disables this instance's admitter (tests tick by hand).
+    /// Env `QUEUE_TICK_MS`.
+    #[arg(long, env = "QUEUE_TICK_MS", default_value_t = 500)]
+    pub queue_tick_ms: u64,
+
+    /// How long Redis keeps a token's record after its last change. Env `QUEUE_TOKEN_TTL_SECONDS`.
+    #[arg(long, env = "QUEUE_TOKEN_TTL_SECONDS", default_value_t = 86_400)]
+    pub queue_token_ttl_seconds: u64,
 
     /// Address the HTTP server listens on. Env `BIND_ADDR`.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]

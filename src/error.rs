@@ -23,6 +23,18 @@ pub mod code {
     pub const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
     /// An argument value the GraphQL engine itself rejected (out of range, wrong scalar).
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    /// No access token, or one that is expired, forged or for another audience.
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// The operation needs a queue token in the `Queue-Token` header and none was sent.
+    pub const QUEUE_TOKEN_REQUIRED: &str = "QUEUE_TOKEN_REQUIRED";
+    /// The queue token is unknown, or belongs to another user or concert.
+    pub const QUEUE_TOKEN_INVALID: &str = "QUEUE_TOKEN_INVALID";
+    /// The queue token is still WAITING.
+    pub const QUEUE_NOT_ACTIVE: &str = "QUEUE_NOT_ACTIVE";
+    /// The queue token has expired (its time ran out, its holder left, or its purchase is done).
+    pub const QUEUE_TOKEN_EXPIRED: &str = "QUEUE_TOKEN_EXPIRED";
+    /// The queue store cannot be reached; the queue fails closed so nobody skips the line.
+    pub const QUEUE_UNAVAILABLE: &str = "QUEUE_UNAVAILABLE";
 }
 
 /// What went wrong, in terms a client can act on.
@@ -43,6 +55,19 @@ pub enum AppError {
     BatchTooLarge(usize),
     #[error("the request took longer than {0} ms")]
     Timeout(u64),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("this operation needs an ACTIVE queue token in the `Queue-Token` header")]
+    QueueTokenRequired,
+    #[error("the queue token is unknown or not yours")]
+    QueueTokenInvalid,
+    #[error("the queue token is still waiting; you are at position {position}")]
+    QueueNotActive { position: u64 },
+    #[error("the queue token has expired; enter the queue again")]
+    QueueTokenExpired,
+    /// The queue store is down: fail closed, nobody skips the line.
+    #[error("the waiting queue is temporarily unavailable, retry in a few seconds")]
+    QueueUnavailable(#[source] anyhow::Error),
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -57,6 +82,12 @@ impl AppError {
             Self::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
             Self::BatchTooLarge(_) => code::BATCH_TOO_LARGE,
             Self::Timeout(_) => code::TIMEOUT,
+            Self::Unauthenticated(_) => code::UNAUTHENTICATED,
+            Self::QueueTokenRequired => code::QUEUE_TOKEN_REQUIRED,
+            Self::QueueTokenInvalid => code::QUEUE_TOKEN_INVALID,
+            Self::QueueNotActive { .. } => code::QUEUE_NOT_ACTIVE,
+            Self::QueueTokenExpired => code::QUEUE_TOKEN_EXPIRED,
+            Self::QueueUnavailable(_) => code::QUEUE_UNAVAILABLE,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -69,7 +100,9 @@ impl AppError {
     fn log_cause(&self) {
         match self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            Self::Unavailable(cause) => tracing::warn!(error = ?cause, "dependency unavailable"),
+            Self::Unavailable(cause) | Self::QueueUnavailable(cause) => {
+                tracing::warn!(error = ?cause, "dependency unavailable")
+            }
             _ => {}
         }
     }

@@ -9,7 +9,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,8 +20,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::graphql::Loaders;
+use crate::graphql::{Loaders, QueueTokenHeader};
 use crate::startup::AppState;
+
+/// The header holds and payments read the caller's queue token from.
+pub const QUEUE_TOKEN_HEADER: &str = "queue-token";
 
 /// How long each dependency may take to answer `/readyz`.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,7 +65,7 @@ fn cors(config: &Config) -> CorsLayer {
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
-            "queue-token".parse().expect("a valid header name"),
+            header::HeaderName::from_static(QUEUE_TOKEN_HEADER),
         ])
         .max_age(Duration::from_secs(600))
 }
@@ -78,13 +81,26 @@ async fn graphiql() -> Html<String> {
 
 /// `POST /graphql`: one operation or a batch. Request-level failures (unreadable body, too large,
 /// too many operations, timeout) still answer in GraphQL's error shape with a stable code.
-async fn graphql(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn graphql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let config = &state.services.config;
     let batch = match parse_batch(body, config) {
         Ok(batch) => batch,
         Err((status, err)) => return error_response(status, err),
     };
-    let batch = batch.data(Loaders::new(&state.services.db));
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let identity = state
+        .services
+        .auth
+        .identify(header(header::AUTHORIZATION.as_str()));
+    let queue_token = QueueTokenHeader(header(QUEUE_TOKEN_HEADER).map(str::to_owned));
+    let batch = batch
+        .data(Loaders::new(&state.services.db))
+        .data(identity)
+        .data(queue_token);
     match tokio::time::timeout(config.request_timeout(), state.schema.execute_batch(batch)).await {
         Ok(response) => GraphQLResponse::from(response).into_response(),
         Err(_) => error_response(StatusCode::OK, AppError::Timeout(config.request_timeout_ms)),
@@ -146,15 +162,37 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let mut data = async_graphql::Data::default();
-    data.insert(Loaders::new(&state.services.db));
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
+            let services = state.services.clone();
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .with_data(data)
+                .on_connection_init(
+                    move |payload| async move { connection_data(&services, &payload) },
+                )
                 .serve()
         })
+}
+
+/// Authenticates a websocket from the `Authorization: Bearer <JWT>` entry of its
+/// `connection_init` payload (the graphql-ws / Apollo convention). No entry: anonymous; a bad
+/// token: the connection is refused.
+fn connection_data(
+    services: &crate::startup::Services,
+    payload: &serde_json::Value,
+) -> async_graphql::Result<async_graphql::Data> {
+    let authorization = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|key| payload.get(key))
+        .and_then(serde_json::Value::as_str);
+    let identity = services.auth.identify(authorization);
+    if let crate::auth::Identity::Invalid(reason) = &identity {
+        return Err(async_graphql::Error::new(reason.clone()));
+    }
+    let mut data = async_graphql::Data::default();
+    data.insert(Loaders::new(&services.db));
+    data.insert(identity);
+    Ok(data)
 }
 
 /// Liveness: the process answers.

@@ -4,6 +4,7 @@
 //! from a [`config::Config`].
 
 pub mod account;
+pub mod auth;
 pub mod catalogue;
 pub mod config;
 pub mod db;
@@ -13,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod queue;
 pub mod redis_store;
 pub mod seed;
 pub mod startup;

@@ -2,7 +2,9 @@
 //! print the GraphQL schema.
 
 use clap::{Parser, Subcommand};
+use concert_reservation::auth::Authenticator;
 use concert_reservation::config::Config;
+use concert_reservation::ids::UserId;
 use concert_reservation::seed::{self, SeedOptions};
 use concert_reservation::startup::{Application, shutdown_signal};
 use concert_reservation::{db, graphql, telemetry};
@@ -27,14 +29,33 @@ enum Command {
     Seed(SeedOptions),
     /// Print the GraphQL schema (SDL), as committed in schema.graphql.
     Sdl,
+    /// Print an access token (JWT) for a user, signed with JWT_SECRET: for demos and scripts.
+    Token {
+        /// The user id the token is for (its `sub`).
+        #[arg(long)]
+        user: i64,
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: i64,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Sdl = cli.command {
-        print!("{}", graphql::sdl());
-        return Ok(());
+    match cli.command {
+        Command::Sdl => {
+            print!("{}", graphql::sdl());
+            return Ok(());
+        }
+        Command::Token { user, ttl_seconds } => {
+            println!(
+                "{}",
+                Authenticator::new(&cli.config).issue(UserId(user), ttl_seconds)
+            );
+            return Ok(());
+        }
+        _ => {}
     }
     telemetry::init();
     match cli.command {
@@ -58,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!(?summary, "seeded demo data");
             }
         }
-        Command::Sdl => unreachable!("handled before logging starts"),
+        Command::Sdl | Command::Token { .. } => unreachable!("handled before logging starts"),
     }
     Ok(())
 }

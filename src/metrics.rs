@@ -14,6 +14,16 @@ pub const DB_POOL_IDLE: &str = "db_pool_idle_connections";
 pub const DB_POOL_MAX: &str = "db_pool_max_connections";
 pub const REDIS_POOL_CONNECTIONS: &str = "redis_pool_connections";
 pub const REDIS_POOL_IDLE: &str = "redis_pool_idle_connections";
+pub const QUEUE_WAITING: &str = "queue_waiting";
+pub const QUEUE_ACTIVE: &str = "queue_active";
+pub const QUEUE_ENTRIES_TOTAL: &str = "queue_entries_total";
+pub const QUEUE_ADMISSIONS_TOTAL: &str = "queue_admissions_total";
+pub const QUEUE_ABANDONED_TOTAL: &str = "queue_abandoned_total";
+pub const QUEUE_EXPIRED_TOTAL: &str = "queue_expired_total";
+pub const QUEUE_WAIT_SECONDS: &str = "queue_wait_seconds";
+pub const QUEUE_ADMISSION_RATE: &str = "queue_admission_rate_per_second";
+pub const QUEUE_TICK_FAILURES_TOTAL: &str = "queue_tick_failures_total";
+pub const QUEUE_SUBSCRIBERS: &str = "queue_subscribers";
 
 /// Latency buckets in seconds: fine below 50 ms where a healthy request lands, coarse up to the
 /// 10 s request timeout.

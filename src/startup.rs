@@ -7,11 +7,15 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::auth::Authenticator;
+use crate::config::{Config, DEV_JWT_SECRET};
 use crate::db::Database;
 use crate::events::Kafka;
 use crate::graphql::{self, AppSchema};
+use crate::queue::admitter::Admitter;
+use crate::queue::{Queue, QueueBroadcast, QueueSettings};
 use crate::redis_store::RedisStore;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// The shared runtime: configuration and the clients of every backing service, created once.
 #[derive(Clone)]
@@ -20,17 +24,46 @@ pub struct Services {
     pub db: Database,
     pub redis: RedisStore,
     pub kafka: Kafka,
+    pub auth: Authenticator,
+    pub queue: Queue,
+    pub queue_broadcast: Arc<QueueBroadcast>,
 }
 
 impl Services {
     /// Creates the pools and the producer. None of them needs its service to be up yet.
     pub fn connect(config: Config) -> anyhow::Result<Self> {
+        let redis = RedisStore::connect(&config)?;
         Ok(Self {
             db: Database::connect(&config),
-            redis: RedisStore::connect(&config)?,
+            queue: Queue::new(redis.clone(), QueueSettings::from_config(&config)),
+            queue_broadcast: Arc::default(),
+            redis,
             kafka: Kafka::connect(&config)?,
+            auth: Authenticator::new(&config),
             config: Arc::new(config),
         })
+    }
+
+    /// Starts the background work of this instance: the queue admitter (unless QUEUE_TICK_MS is
+    /// 0), the tick listener and the presence refresher. All stop when `cancel` fires.
+    pub fn spawn_background(&self, cancel: &CancellationToken) {
+        let config = &self.config;
+        if config.queue_tick_ms > 0 {
+            tokio::spawn(Admitter::new(self.queue.clone()).run(cancel.clone()));
+        }
+        tokio::spawn(self.queue_broadcast.clone().run_listener(
+            config.redis_url.clone(),
+            self.queue.ticks_channel(),
+            cancel.clone(),
+        ));
+        let presence_period = std::time::Duration::from_millis(
+            (config.queue_waiting_grace_seconds * 1000 / 3).max(500),
+        );
+        tokio::spawn(self.queue_broadcast.clone().run_presence(
+            self.queue.clone(),
+            presence_period,
+            cancel.clone(),
+        ));
     }
 }
 
@@ -46,6 +79,8 @@ pub struct AppState {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Cancels the background tasks when the application stops (or is dropped unstarted).
+    background: DropGuard,
 }
 
 impl Application {
@@ -54,8 +89,15 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install_recorder();
         let listener = TcpListener::bind(config.bind_addr).await?;
+        if config.jwt_secret == DEV_JWT_SECRET {
+            tracing::warn!(
+                "JWT_SECRET is the development default: set it in every real deployment"
+            );
+        }
         let services = Services::connect(config)?;
         services.kafka.ensure_topics().await?;
+        let background = CancellationToken::new();
+        services.spawn_background(&background);
         let schema = graphql::build_schema(services.clone());
         Ok(Self {
             listener,
@@ -64,6 +106,7 @@ impl Application {
                 schema,
                 metrics,
             },
+            background: background.drop_guard(),
         })
     }
 
@@ -82,6 +125,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let _stop_background = self.background;
         let router = crate::http::router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

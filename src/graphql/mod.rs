@@ -4,28 +4,41 @@
 mod catalogue;
 mod extension;
 pub mod loaders;
+mod queue;
 
-use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder,
-};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
+use crate::auth::{Identity, Viewer};
 use crate::config::Config;
+use crate::error::AppError;
 use crate::startup::Services;
 
 pub use loaders::Loaders;
 
 /// Read operations. Each area of the API contributes its own query object.
 #[derive(MergedObject, Default)]
-pub struct Query(catalogue::CatalogueQuery);
+pub struct Query(catalogue::CatalogueQuery, queue::QueueQuery);
 
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+/// Write operations.
+#[derive(MergedObject, Default)]
+pub struct Mutation(queue::QueueMutation);
 
-fn builder(config: &Config) -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
-        .limit_depth(config.graphql_max_depth)
-        .limit_complexity(config.graphql_max_complexity)
-        .limit_directives(config.graphql_max_directives)
-        .extension(extension::Observability)
+/// Pushed updates, over the websocket at `/graphql/ws`.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(queue::QueueSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+fn builder(config: &Config) -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(config.graphql_max_depth)
+    .limit_complexity(config.graphql_max_complexity)
+    .limit_directives(config.graphql_max_directives)
+    .extension(extension::Observability)
 }
 
 /// The schema served by this instance.
@@ -42,6 +55,17 @@ pub fn sdl() -> String {
 
 fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()
+}
+
+/// The `Queue-Token` header of an HTTP request, for operations that need an ACTIVE token.
+#[derive(Debug, Clone)]
+pub struct QueueTokenHeader(pub Option<String>);
+
+/// The authenticated caller, or `UNAUTHENTICATED`.
+fn viewer(ctx: &Context<'_>) -> Result<Viewer, AppError> {
+    ctx.data_opt::<Identity>()
+        .unwrap_or(&Identity::Anonymous)
+        .viewer()
 }
 
 fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod outage;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,6 +47,8 @@ impl TestApp {
         config.kafka_topic_booking_events = format!("test-{id}.booking.events");
         config.kafka_topic_partitions = 1;
         config.bind_addr = "127.0.0.1:0".parse().expect("a valid address");
+        // Tests tick the queue admitter by hand, unless they turn the loop on.
+        config.queue_tick_ms = 0;
         customize(&mut config);
 
         let app = Application::build(config.clone())
@@ -82,6 +86,41 @@ impl TestApp {
             .await;
         assert_eq!(status, 200, "GraphQL answered {status}: {body}");
         body
+    }
+
+    /// Runs one GraphQL operation as `user` (a signed access token in `Authorization`).
+    pub async fn graphql_as(&self, user: i64, query: &str, variables: Value) -> Value {
+        self.graphql_with_headers(
+            query,
+            variables,
+            &[("authorization", format!("Bearer {}", self.token_for(user)))],
+        )
+        .await
+    }
+
+    pub async fn graphql_with_headers(
+        &self,
+        query: &str,
+        variables: Value,
+        headers: &[(&str, String)],
+    ) -> Value {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("the server answers");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a JSON body")
+    }
+
+    /// A valid access token for `user`.
+    pub fn token_for(&self, user: i64) -> String {
+        self.services
+            .auth
+            .issue(concert_reservation::ids::UserId(user), 3600)
     }
 
     /// POSTs a JSON body to /graphql; returns the status and the parsed response.

@@ -1,0 +1,112 @@
+//! Identity: requests carry `Authorization: Bearer <JWT>` (HS256). The token's `sub` is the user
+//! id; no operation takes a user id from its arguments.
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::ids::UserId;
+
+/// The authenticated caller of a request or websocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub user_id: UserId,
+}
+
+/// What the request said about identity: nothing, a valid token, or a bad one. Resolvers that
+/// need a caller turn the last two into `UNAUTHENTICATED`.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    Anonymous,
+    Authenticated(Viewer),
+    Invalid(String),
+}
+
+impl Identity {
+    pub fn viewer(&self) -> Result<Viewer, AppError> {
+        match self {
+            Self::Authenticated(viewer) => Ok(*viewer),
+            Self::Anonymous => Err(AppError::Unauthenticated(
+                "an `Authorization: Bearer <token>` header is required".into(),
+            )),
+            Self::Invalid(reason) => Err(AppError::Unauthenticated(reason.clone())),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iss: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+}
+
+/// Verifies (and, for tests, demos and load scripts, issues) access tokens.
+#[derive(Clone)]
+pub struct Authenticator {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+}
+
+impl Authenticator {
+    pub fn new(config: &Config) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.jwt_issuer]);
+        validation.set_audience(&[&config.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        Self {
+            decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
+            encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
+            validation,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        }
+    }
+
+    /// Reads an `Authorization` header value (or the same entry of a websocket
+    /// `connection_init` payload).
+    pub fn identify(&self, authorization: Option<&str>) -> Identity {
+        let Some(value) = authorization else {
+            return Identity::Anonymous;
+        };
+        let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
+            return Identity::Invalid("the Authorization header must be `Bearer <token>`".into());
+        };
+        match self.verify(token) {
+            Ok(viewer) => Identity::Authenticated(viewer),
+            Err(reason) => Identity::Invalid(reason),
+        }
+    }
+
+    fn verify(&self, token: &str) -> Result<Viewer, String> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| format!("the access token is not valid: {err}"))?;
+        match data.claims.sub.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Viewer {
+                user_id: UserId(id),
+            }),
+            _ => Err("the access token's `sub` is not a user id".into()),
+        }
+    }
+
+    /// Signs a token for `user_id`, valid for `ttl_seconds`.
+    pub fn issue(&self, user_id: UserId, ttl_seconds: i64) -> String {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            exp: now + ttl_seconds,
+            iat: now,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail")
+    }
+}

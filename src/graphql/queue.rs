@@ -1,0 +1,106 @@
+//! The waiting queue: enter, poll, or subscribe to your place in line.
+
+use async_graphql::{Context, ID, Object, Result, Subscription};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+
+use crate::error::AppError;
+use crate::graphql::{loaders, services, viewer};
+use crate::ids::ConcertId;
+use crate::queue::{QueueState, QueueStatus, watch::watch_status};
+
+#[derive(Default)]
+pub struct QueueQuery;
+
+#[Object]
+impl QueueQuery {
+    /// Your place in a concert's queue. Polling also tells the queue you are still there.
+    async fn queue_status(&self, ctx: &Context<'_>, token: String) -> Result<QueueStatusObject> {
+        let viewer = viewer(ctx)?;
+        Ok(QueueStatusObject(
+            services(ctx).queue.status(viewer, &token).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct QueueMutation;
+
+#[Object]
+impl QueueMutation {
+    /// Enters the concert's waiting queue and returns your token. Entering again returns the same
+    /// token and keeps your place.
+    async fn enter_queue(&self, ctx: &Context<'_>, concert_id: ID) -> Result<QueueStatusObject> {
+        let viewer = viewer(ctx)?;
+        let concert_id = ConcertId::parse(&concert_id)?;
+        if loaders(ctx).concerts.load_one(concert_id).await?.is_none() {
+            return Err(AppError::NotFound("concert").into());
+        }
+        Ok(QueueStatusObject(
+            services(ctx).queue.enter(viewer, concert_id).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct QueueSubscription;
+
+#[Subscription]
+impl QueueSubscription {
+    /// Your place in line, pushed whenever it changes (position, ETA, then ACTIVE, then EXPIRED).
+    /// Authenticate with `Authorization: Bearer <token>` in the `connection_init` payload.
+    async fn queue_status(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> Result<impl Stream<Item = Result<QueueStatusObject>>> {
+        let viewer = viewer(ctx)?;
+        let services = services(ctx);
+        let stream = watch_status(
+            services.queue.clone(),
+            services.queue_broadcast.clone(),
+            viewer,
+            token,
+        );
+        Ok(stream.map(|status| status.map(QueueStatusObject).map_err(Into::into)))
+    }
+}
+
+/// A queue token and where it stands.
+pub struct QueueStatusObject(pub QueueStatus);
+
+#[Object(name = "QueueStatus")]
+impl QueueStatusObject {
+    /// The token: send it as the `Queue-Token` header of holds and payments once ACTIVE.
+    async fn token(&self) -> &str {
+        &self.0.token
+    }
+
+    async fn concert_id(&self) -> ID {
+        self.0.concert_id.into()
+    }
+
+    async fn status(&self) -> QueueState {
+        self.0.state
+    }
+
+    /// 1-based place among those waiting; null unless WAITING.
+    async fn position(&self) -> Option<u64> {
+        self.0.position
+    }
+
+    /// How many are ahead of you; null unless WAITING.
+    async fn ahead(&self) -> Option<u64> {
+        self.0.position.map(|position| position - 1)
+    }
+
+    /// Estimated seconds until ACTIVE, from the observed admission rate; null unless WAITING.
+    async fn estimated_wait_seconds(&self) -> Option<u64> {
+        self.0.estimated_wait_seconds
+    }
+
+    /// Until when an ACTIVE token lets you hold and pay; null unless ACTIVE.
+    async fn active_until(&self) -> Option<DateTime<Utc>> {
+        self.0.active_until
+    }
+}

@@ -1,0 +1,90 @@
+-- One admission tick of one concert, run only by the holder of the concert's admitter lease (the
+-- lease is checked here, atomically, so a stale leader can never admit).
+--   1. ACTIVE tokens past their time expire and free their slot;
+--   2. WAITING tokens not seen for the grace period are dropped (their seq goes to `gone`, so
+--      positions behind them stay exact);
+--   3. up to `admit_max` of the oldest WAITING tokens become ACTIVE, while ACTIVE stays under the cap;
+--   4. `head` (highest seq ever admitted) moves on and `gone` forgets seqs at or below it;
+--   5. `rate`, the observed admissions per second, is smoothed for ETAs.
+-- Every WAITING token has seq > head, so a token's position is seq - head - |gone in (head, seq)|.
+-- KEYS: 1 waiting zset, 2 active zset, 3 seen zset, 4 gone zset, 5 meta hash, 6 lease, 7 concerts set
+-- ARGV: 1 instance id, 2 now ms, 3 admit_max, 4 cap, 5 active ttl ms, 6 grace ms,
+--       7 token hash prefix, 8 user key prefix, 9 record ttl s, 10 concert id
+-- Returns false when not the leader, else
+--   {head, waiting, active, admitted, expired, abandoned, rate, {gone seqs...}, {wait ms of admitted...}}
+if redis.call('GET', KEYS[6]) ~= ARGV[1] then
+  return false
+end
+local now = tonumber(ARGV[2])
+
+local function finish(token)
+  local record = ARGV[7] .. token
+  redis.call('HSET', record, 'status', 'EXPIRED')
+  redis.call('EXPIRE', record, ARGV[9])
+  local user = redis.call('HGET', record, 'user')
+  if user and redis.call('GET', ARGV[8] .. user) == token then
+    redis.call('DEL', ARGV[8] .. user)
+  end
+end
+
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, token in ipairs(expired) do
+  finish(token)
+end
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+end
+
+local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[6]))
+local abandoned = 0
+for _, token in ipairs(stale) do
+  local seq = redis.call('ZSCORE', KEYS[1], token)
+  if seq then
+    redis.call('ZREM', KEYS[1], token)
+    redis.call('ZADD', KEYS[4], seq, seq)
+    finish(token)
+    abandoned = abandoned + 1
+  end
+  redis.call('ZREM', KEYS[3], token)
+end
+
+local head = tonumber(redis.call('HGET', KEYS[5], 'head') or '0')
+local slots = math.min(tonumber(ARGV[3]), tonumber(ARGV[4]) - redis.call('ZCARD', KEYS[2]))
+local waits = {}
+if slots > 0 then
+  local batch = redis.call('ZPOPMIN', KEYS[1], slots)
+  local active_until = now + tonumber(ARGV[5])
+  for i = 1, #batch, 2 do
+    local token, seq = batch[i], tonumber(batch[i + 1])
+    local record = ARGV[7] .. token
+    redis.call('ZADD', KEYS[2], active_until, token)
+    redis.call('ZREM', KEYS[3], token)
+    redis.call('HSET', record, 'status', 'ACTIVE', 'active_until_ms', active_until, 'admitted_ms', now)
+    redis.call('EXPIRE', record, ARGV[9])
+    local entered = tonumber(redis.call('HGET', record, 'entered_ms') or now)
+    waits[#waits + 1] = now - entered
+    if seq > head then
+      head = seq
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', head)
+
+-- Exponentially smoothed admissions per second over ticks with someone waiting to be admitted.
+local rate = tonumber(redis.call('HGET', KEYS[5], 'rate') or '0')
+local last = tonumber(redis.call('HGET', KEYS[5], 'last_tick_ms') or '0')
+local waiting = redis.call('ZCARD', KEYS[1])
+if last > 0 and now > last and (#waits > 0 or waiting > 0) then
+  local instant = #waits * 1000 / (now - last)
+  rate = 0.7 * rate + 0.3 * instant
+end
+redis.call('HSET', KEYS[5], 'head', head, 'rate', tostring(rate), 'last_tick_ms', now)
+
+local active = redis.call('ZCARD', KEYS[2])
+if waiting == 0 and active == 0 then
+  -- Nothing left to admit or expire: stop ticking this concert until someone enters again
+  -- (enter.lua adds it back; both scripts are atomic, so no entrant is missed).
+  redis.call('SREM', KEYS[7], ARGV[10])
+end
+local gone = redis.call('ZRANGE', KEYS[4], 0, -1)
+return {head, waiting, active, #waits, #expired, abandoned, tostring(rate), gone, waits}

@@ -1,0 +1,391 @@
+//! The waiting queue (Redis): fans enter per concert and get a token bound to them; tokens wait in
+//! strict FIFO order (a Redis sequence), are admitted to ACTIVE at a controlled rate up to a cap by
+//! a single leased admitter per concert, and expire. Every multi-key change is one Lua script.
+//!
+//! Positions are exact and cheap: admission always takes the lowest sequence numbers, so with
+//! `head` the highest sequence admitted and `gone` the sequences that left the line early, a
+//! WAITING token's position is `seq - head - |gone in (head, seq)|`. The admitter broadcasts
+//! `head` and `gone` once per tick; subscribers compute their own position from that.
+
+pub mod admitter;
+pub mod broadcast;
+pub mod watch;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use redis::Script;
+
+use crate::auth::Viewer;
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::ids::{ConcertId, UserId};
+use crate::metrics as m;
+use crate::redis_store::{RedisConn, RedisStore};
+
+pub use broadcast::{QueueBroadcast, Tick};
+
+/// Where a token is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "QueueTokenStatus")]
+pub enum QueueState {
+    Waiting,
+    Active,
+    Expired,
+}
+
+/// One token's place in line, as polled or pushed to its holder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueStatus {
+    pub token: String,
+    pub concert_id: ConcertId,
+    pub state: QueueState,
+    /// 1-based place among WAITING tokens (None unless WAITING).
+    pub position: Option<u64>,
+    /// Estimated seconds until ACTIVE, from the observed admission rate.
+    pub estimated_wait_seconds: Option<u64>,
+    /// When an ACTIVE token stops being valid.
+    pub active_until: Option<DateTime<Utc>>,
+}
+
+/// A token's identity: `<concert id>.<random uuid>`. The concert is readable from the token so a
+/// status lookup needs nothing else; the uuid makes tokens unguessable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueToken {
+    pub concert_id: ConcertId,
+    value: String,
+}
+
+impl QueueToken {
+    fn new(concert_id: ConcertId) -> Self {
+        Self {
+            concert_id,
+            value: format!("{concert_id}.{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// Parses a token a client sent; a malformed one is as unknown as a forged one.
+    pub fn parse(value: &str) -> AppResult<Self> {
+        let (concert, rest) = value.split_once('.').ok_or(AppError::QueueTokenInvalid)?;
+        let concert_id = concert
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or(AppError::QueueTokenInvalid)?;
+        if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::QueueTokenInvalid);
+        }
+        Ok(Self {
+            concert_id: ConcertId(concert_id),
+            value: value.to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+/// Queue tuning, read once from the configuration.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    pub admit_per_second: f64,
+    pub active_cap: u32,
+    pub active_ttl_ms: u64,
+    pub waiting_grace_ms: u64,
+    pub tick_ms: u64,
+    pub record_ttl_seconds: u64,
+}
+
+impl QueueSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            admit_per_second: config.queue_admit_per_second,
+            active_cap: config.queue_active_cap,
+            active_ttl_ms: config.queue_active_ttl_seconds * 1000,
+            waiting_grace_ms: config.queue_waiting_grace_seconds * 1000,
+            tick_ms: config.queue_tick_ms,
+            record_ttl_seconds: config.queue_token_ttl_seconds,
+        }
+    }
+}
+
+struct Scripts {
+    enter: Script,
+    status: Script,
+    tick: Script,
+    lease: Script,
+    finish: Script,
+}
+
+/// The queue service, shared by resolvers, the admitter and the subscription fan-out.
+#[derive(Clone)]
+pub struct Queue {
+    redis: RedisStore,
+    settings: Arc<QueueSettings>,
+    scripts: Arc<Scripts>,
+}
+
+/// The Redis keys of one concert's queue. The `{id}` hash tag keeps them in one cluster slot.
+pub(crate) struct Keys {
+    base: String,
+}
+
+impl Keys {
+    pub(crate) fn new(redis: &RedisStore, concert: ConcertId) -> Self {
+        Self {
+            base: redis.key(&format!("q:{{{concert}}}:")),
+        }
+    }
+    fn named(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
+    }
+    fn token_prefix(&self) -> String {
+        self.named("tok:")
+    }
+    fn token(&self, token: &QueueToken) -> String {
+        format!("{}{}", self.token_prefix(), token.as_str())
+    }
+    fn user_prefix(&self) -> String {
+        self.named("user:")
+    }
+    fn user(&self, user: UserId) -> String {
+        format!("{}{user}", self.user_prefix())
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+pub(crate) fn unavailable(err: redis::RedisError) -> AppError {
+    AppError::QueueUnavailable(err.into())
+}
+
+impl Queue {
+    pub fn new(redis: RedisStore, settings: QueueSettings) -> Self {
+        let scripts = Scripts {
+            enter: Script::new(include_str!("lua/enter.lua")),
+            status: Script::new(include_str!("lua/status.lua")),
+            tick: Script::new(include_str!("lua/tick.lua")),
+            lease: Script::new(include_str!("lua/lease.lua")),
+            finish: Script::new(include_str!("lua/finish.lua")),
+        };
+        Self {
+            redis,
+            settings: Arc::new(settings),
+            scripts: Arc::new(scripts),
+        }
+    }
+
+    pub fn settings(&self) -> &QueueSettings {
+        &self.settings
+    }
+
+    pub(crate) async fn conn(&self) -> AppResult<RedisConn> {
+        self.redis.conn().await.map_err(|err| match err {
+            AppError::Unavailable(cause) => AppError::QueueUnavailable(cause),
+            other => other,
+        })
+    }
+
+    pub(crate) fn concerts_key(&self) -> String {
+        self.redis.key("q:concerts")
+    }
+
+    /// The pub/sub channel admission ticks are broadcast on.
+    pub fn ticks_channel(&self) -> String {
+        self.redis.key("q:ticks")
+    }
+
+    /// Enters `viewer` into `concert`'s queue, or returns the token they already hold there.
+    pub async fn enter(&self, viewer: Viewer, concert: ConcertId) -> AppResult<QueueStatus> {
+        let keys = Keys::new(&self.redis, concert);
+        let candidate = QueueToken::new(concert);
+        let mut conn = self.conn().await?;
+        let token: String = self
+            .scripts
+            .enter
+            .key(keys.user(viewer.user_id))
+            .key(keys.named("seq"))
+            .key(keys.named("waiting"))
+            .key(keys.named("seen"))
+            .key(self.concerts_key())
+            .arg(candidate.as_str())
+            .arg(keys.token_prefix())
+            .arg(viewer.user_id.0)
+            .arg(now_ms())
+            .arg(self.settings.record_ttl_seconds)
+            .arg(concert.0)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        if token == candidate.as_str() {
+            metrics::counter!(m::QUEUE_ENTRIES_TOTAL, "concert" => concert.to_string())
+                .increment(1);
+        }
+        drop(conn);
+        self.status(viewer, &token).await
+    }
+
+    /// The status of `token`, which must be the viewer's. Also keeps a WAITING token alive.
+    pub async fn status(&self, viewer: Viewer, token: &str) -> AppResult<QueueStatus> {
+        let token = QueueToken::parse(token)?;
+        let (owner, status) = self
+            .read(&token)
+            .await?
+            .ok_or(AppError::QueueTokenInvalid)?;
+        if owner != viewer.user_id {
+            return Err(AppError::QueueTokenInvalid);
+        }
+        Ok(status)
+    }
+
+    /// Reads a token's record and place: `None` when Redis does not know it (never issued, or
+    /// forgotten after QUEUE_TOKEN_TTL_SECONDS).
+    async fn read(&self, token: &QueueToken) -> AppResult<Option<(UserId, QueueStatus)>> {
+        let keys = Keys::new(&self.redis, token.concert_id);
+        let mut conn = self.conn().await?;
+        let reply: Option<(String, i64, u64, u64, u64, i64, String)> = self
+            .scripts
+            .status
+            .key(keys.token(token))
+            .key(keys.named("meta"))
+            .key(keys.named("gone"))
+            .key(keys.named("seen"))
+            .arg(token.as_str())
+            .arg(now_ms())
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        let Some((state, user, seq, head, gone_ahead, active_until_ms, rate)) = reply else {
+            return Ok(None);
+        };
+        let rate = rate.parse::<f64>().unwrap_or(0.0);
+        let status = match state.as_str() {
+            "WAITING" => self.waiting_status(
+                token,
+                seq.saturating_sub(head).saturating_sub(gone_ahead),
+                rate,
+            ),
+            "ACTIVE" if active_until_ms > now_ms() => QueueStatus {
+                active_until: Utc.timestamp_millis_opt(active_until_ms).single(),
+                ..self.bare_status(token, QueueState::Active)
+            },
+            _ => self.bare_status(token, QueueState::Expired),
+        };
+        Ok(Some((UserId(user), status)))
+    }
+
+    fn bare_status(&self, token: &QueueToken, state: QueueState) -> QueueStatus {
+        QueueStatus {
+            token: token.as_str().to_owned(),
+            concert_id: token.concert_id,
+            state,
+            position: None,
+            estimated_wait_seconds: None,
+            active_until: None,
+        }
+    }
+
+    /// A WAITING status at `position`, with an ETA from the observed admission rate (the
+    /// configured rate until one has been observed).
+    pub fn waiting_status(
+        &self,
+        token: &QueueToken,
+        position: u64,
+        observed_rate: f64,
+    ) -> QueueStatus {
+        let position = position.max(1);
+        let rate = if observed_rate > 0.0 {
+            observed_rate
+        } else {
+            self.settings.admit_per_second
+        };
+        let eta = (rate > 0.0).then(|| (position as f64 / rate).ceil() as u64);
+        QueueStatus {
+            position: Some(position),
+            estimated_wait_seconds: eta,
+            ..self.bare_status(token, QueueState::Waiting)
+        }
+    }
+
+    /// The guard of holds and payments: `token` must be ACTIVE, the viewer's, for `concert`.
+    pub async fn require_active(
+        &self,
+        viewer: Viewer,
+        concert: ConcertId,
+        token: Option<&str>,
+    ) -> AppResult<()> {
+        let token = QueueToken::parse(token.ok_or(AppError::QueueTokenRequired)?)?;
+        if token.concert_id != concert {
+            return Err(AppError::QueueTokenInvalid);
+        }
+        let (owner, status) = self
+            .read(&token)
+            .await?
+            .ok_or(AppError::QueueTokenInvalid)?;
+        if owner != viewer.user_id {
+            return Err(AppError::QueueTokenInvalid);
+        }
+        match status.state {
+            QueueState::Active => Ok(()),
+            QueueState::Waiting => Err(AppError::QueueNotActive {
+                position: status.position.unwrap_or(0),
+            }),
+            QueueState::Expired => Err(AppError::QueueTokenExpired),
+        }
+    }
+
+    /// Ends a token now (purchase done, hold lost, or the fan left), freeing its place or slot.
+    /// Returns false when it had already ended.
+    pub async fn finish(&self, token: &str) -> AppResult<bool> {
+        let token = QueueToken::parse(token)?;
+        let keys = Keys::new(&self.redis, token.concert_id);
+        let mut conn = self.conn().await?;
+        let ended: i64 = self
+            .scripts
+            .finish
+            .key(keys.token(&token))
+            .key(keys.named("active"))
+            .key(keys.named("waiting"))
+            .key(keys.named("seen"))
+            .key(keys.named("gone"))
+            .key(keys.user_prefix())
+            .arg(token.as_str())
+            .arg(self.settings.record_ttl_seconds)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(ended == 1)
+    }
+
+    /// The token's sequence number, which subscribers compute their position from.
+    pub async fn sequence(&self, token: &QueueToken) -> AppResult<Option<u64>> {
+        let keys = Keys::new(&self.redis, token.concert_id);
+        let mut conn = self.conn().await?;
+        redis::cmd("HGET")
+            .arg(keys.token(token))
+            .arg("seq")
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Marks WAITING tokens as seen now (subscribers are alive), one command per concert.
+    pub async fn touch(&self, concert: ConcertId, tokens: &[String]) -> AppResult<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let keys = Keys::new(&self.redis, concert);
+        let now = now_ms();
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(keys.named("seen")).arg("XX");
+        for token in tokens {
+            cmd.arg(now).arg(token);
+        }
+        let mut conn = self.conn().await?;
+        let _: i64 = cmd.query_async(&mut *conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+}

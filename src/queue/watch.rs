@@ -1,0 +1,78 @@
+//! The status stream behind the `queueStatus` subscription: one Redis read at the start, then
+//! positions computed from broadcast ticks, one more read only when the token leaves the line.
+
+use std::sync::Arc;
+
+use futures::Stream;
+
+use crate::auth::Viewer;
+use crate::error::AppResult;
+use crate::queue::{Queue, QueueBroadcast, QueueState, QueueStatus, QueueToken};
+
+/// Yields the token's status now and again whenever it changes; ends once the token expired.
+pub fn watch_status(
+    queue: Queue,
+    broadcast: Arc<QueueBroadcast>,
+    viewer: Viewer,
+    token: String,
+) -> impl Stream<Item = AppResult<QueueStatus>> {
+    async_stream::stream! {
+        let mut last = match queue.status(viewer, &token).await {
+            Ok(status) => status,
+            Err(err) => {
+                yield Err(err);
+                return;
+            }
+        };
+        let parsed = QueueToken::parse(&token).expect("a token with a status parses");
+        let _presence = broadcast.present(&parsed);
+        let mut ticks = broadcast.subscribe(parsed.concert_id);
+        let seq = match queue.sequence(&parsed).await {
+            Ok(Some(seq)) => seq,
+            Ok(None) => 0,
+            Err(err) => {
+                yield Err(err);
+                return;
+            }
+        };
+        yield Ok(last.clone());
+        loop {
+            let next = match last.state {
+                QueueState::Expired => return,
+                QueueState::Waiting => {
+                    if ticks.changed().await.is_err() {
+                        return;
+                    }
+                    let tick = ticks.borrow_and_update().clone();
+                    match tick.and_then(|tick| tick.position_of(seq).map(|position| (position, tick.rate))) {
+                        Some((position, rate)) => queue.waiting_status(&parsed, position, rate),
+                        // Admitted or dropped: one read tells which.
+                        None => match queue.status(viewer, &token).await {
+                            Ok(status) => status,
+                            Err(err) => {
+                                yield Err(err);
+                                return;
+                            }
+                        },
+                    }
+                }
+                QueueState::Active => {
+                    let until = last.active_until.unwrap_or_else(chrono::Utc::now);
+                    let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                    match queue.status(viewer, &token).await {
+                        Ok(status) => status,
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    }
+                }
+            };
+            if next != last {
+                yield Ok(next.clone());
+                last = next;
+            }
+        }
+    }
+}
