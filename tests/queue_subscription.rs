@@ -1,0 +1,190 @@
+//! A real websocket client (graphql-transport-ws) subscribes to its place in line and is pushed
+//! WAITING updates, then ACTIVE.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestApp;
+use concert_reservation::auth::Viewer;
+use concert_reservation::ids::{ConcertId, UserId};
+use concert_reservation::seed::SeedOptions;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, authorization: &str) -> Socket {
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket upgrade");
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": authorization } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    socket
+}
+
+/// The next JSON message, or None when the server closed the socket.
+async fn next_json(socket: &mut Socket) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), socket.next())
+            .await
+            .expect("a message within 15 s")
+        {
+            Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_get_waiting_updates_then_active() {
+    let app = TestApp::spawn_with(|config| {
+        config.queue_tick_ms = 100;
+        config.queue_admit_per_second = 10.0;
+        config.queue_active_cap = 1;
+        config.queue_active_ttl_seconds = 1;
+    })
+    .await;
+    app.seed(SeedOptions {
+        concerts: 1,
+        schedules_per_concert: 1,
+        seats_per_schedule: 1,
+        users: 1,
+        ..SeedOptions::default()
+    })
+    .await;
+    let concert = ConcertId(1);
+    for user in [1, 2] {
+        app.services
+            .queue
+            .enter(
+                Viewer {
+                    user_id: UserId(user),
+                },
+                concert,
+            )
+            .await
+            .unwrap();
+    }
+    let mine = app
+        .services
+        .queue
+        .enter(Viewer { user_id: UserId(3) }, concert)
+        .await
+        .unwrap();
+
+    let mut socket = connect(&app, &format!("Bearer {}", app.token_for(3))).await;
+    assert_eq!(
+        next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    let subscribe = json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": {
+            "query": "subscription($t: String!) { queueStatus(token: $t) { status position estimatedWaitSeconds } }",
+            "variables": { "t": mine.token },
+        },
+    });
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+
+    let mut updates = Vec::new();
+    while let Some(message) = next_json(&mut socket).await {
+        assert_eq!(message["type"], "next", "{message}");
+        let status = message["payload"]["data"]["queueStatus"].clone();
+        let done = status["status"] == "ACTIVE";
+        updates.push(status);
+        if done {
+            break;
+        }
+    }
+
+    let (last, waiting) = updates.split_last().expect("at least one update");
+    assert_eq!(last["status"], "ACTIVE", "{updates:?}");
+    assert!(
+        !waiting.is_empty(),
+        "WAITING updates come first: {updates:?}"
+    );
+    assert!(
+        waiting.iter().all(|update| update["status"] == "WAITING"),
+        "{updates:?}"
+    );
+    let positions: Vec<i64> = waiting
+        .iter()
+        .map(|update| update["position"].as_i64().unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|pair| pair[0] >= pair[1]),
+        "a place never moves back: {positions:?}"
+    );
+    assert!(
+        updates.windows(2).all(|pair| pair[0] != pair[1]),
+        "only changes are pushed: {updates:?}"
+    );
+    assert!(
+        positions.contains(&1),
+        "the fan saw themself at the front: {positions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_access_token_is_refused_at_connection_init() {
+    let app = TestApp::spawn().await;
+    let mut socket = connect(&app, "Bearer not-a-jwt").await;
+    assert_eq!(
+        next_json(&mut socket).await,
+        None,
+        "the server closes the connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribing_needs_an_identity() {
+    let app = TestApp::spawn().await;
+    let mut request = format!("ws://{}/graphql/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({ "type": "connection_init" }).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    let subscribe = json!({
+        "id": "1", "type": "subscribe",
+        "payload": { "query": "subscription { queueStatus(token: \"1.00000000000000000000000000000000\") { status } }" },
+    });
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    let reply = next_json(&mut socket).await.unwrap();
+    assert_eq!(
+        reply["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{reply}"
+    );
+    assert!(reply["payload"]["data"].is_null(), "{reply}");
+}
