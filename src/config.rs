@@ -116,6 +116,14 @@ pub struct Config {
     #[arg(long, env = "QUEUE_TOKEN_TTL_SECONDS", default_value_t = 86_400)]
     pub queue_token_ttl_seconds: u64,
 
+    /// How long a seat hold lasts before it expires unpaid. Env `HOLD_TTL_SECONDS`.
+    #[arg(long, env = "HOLD_TTL_SECONDS", default_value_t = 300)]
+    pub hold_ttl_seconds: u64,
+
+    /// Most seats one hold may take. Env `HOLD_MAX_SEATS`.
+    #[arg(long, env = "HOLD_MAX_SEATS", default_value_t = 4)]
+    pub hold_max_seats: u32,
+
     /// Address the HTTP server listens on. Env `BIND_ADDR`.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,

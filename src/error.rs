@@ -35,6 +35,12 @@ pub mod code {
     pub const QUEUE_TOKEN_EXPIRED: &str = "QUEUE_TOKEN_EXPIRED";
     /// The queue store cannot be reached; the queue fails closed so nobody skips the line.
     pub const QUEUE_UNAVAILABLE: &str = "QUEUE_UNAVAILABLE";
+    /// Some requested seat is taken (or being taken right now): nothing was held.
+    pub const SEAT_UNAVAILABLE: &str = "SEAT_UNAVAILABLE";
+    /// The caller already has a live hold on this schedule.
+    pub const HOLD_ALREADY_EXISTS: &str = "HOLD_ALREADY_EXISTS";
+    /// The database stayed contended after bounded retries; retrying later may work.
+    pub const BUSY: &str = "BUSY";
 }
 
 /// What went wrong, in terms a client can act on.
@@ -68,6 +74,12 @@ pub enum AppError {
     /// The queue store is down: fail closed, nobody skips the line.
     #[error("the waiting queue is temporarily unavailable, retry in a few seconds")]
     QueueUnavailable(#[source] anyhow::Error),
+    #[error("{0}")]
+    SeatUnavailable(String),
+    #[error("you already hold seats for this schedule; pay for or cancel that hold first")]
+    HoldAlreadyExists,
+    #[error("the system is busy, retry in a moment")]
+    Busy,
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -88,6 +100,9 @@ impl AppError {
             Self::QueueNotActive { .. } => code::QUEUE_NOT_ACTIVE,
             Self::QueueTokenExpired => code::QUEUE_TOKEN_EXPIRED,
             Self::QueueUnavailable(_) => code::QUEUE_UNAVAILABLE,
+            Self::SeatUnavailable(_) => code::SEAT_UNAVAILABLE,
+            Self::HoldAlreadyExists => code::HOLD_ALREADY_EXISTS,
+            Self::Busy => code::BUSY,
             Self::Internal(_) => code::INTERNAL,
         }
     }

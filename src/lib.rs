@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod booking;
 pub mod catalogue;
 pub mod config;
 pub mod db;

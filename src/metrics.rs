@@ -24,6 +24,10 @@ pub const QUEUE_WAIT_SECONDS: &str = "queue_wait_seconds";
 pub const QUEUE_ADMISSION_RATE: &str = "queue_admission_rate_per_second";
 pub const QUEUE_TICK_FAILURES_TOTAL: &str = "queue_tick_failures_total";
 pub const QUEUE_SUBSCRIBERS: &str = "queue_subscribers";
+pub const HOLDS_TOTAL: &str = "holds_total";
+pub const HOLD_DURATION_SECONDS: &str = "hold_duration_seconds";
+pub const SKIP_LOCKED_MISSES_TOTAL: &str = "skip_locked_misses_total";
+pub const DB_RETRIES_TOTAL: &str = "db_retries_total";
 
 /// Latency buckets in seconds: fine below 50 ms where a healthy request lands, coarse up to the
 /// 10 s request timeout.

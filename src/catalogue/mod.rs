@@ -39,6 +39,19 @@ pub struct Seat {
     pub grade: SeatGrade,
     pub price: i64,
     pub status: SeatStatus,
+    /// When the hold on a HELD seat runs out.
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+impl Seat {
+    /// The status a fan should see: a hold that ran out no longer keeps the seat, even before
+    /// the expiry sweep has reset it.
+    pub fn effective_status(&self, now: DateTime<Utc>) -> SeatStatus {
+        match (self.status, self.held_until) {
+            (SeatStatus::Held, Some(until)) if until <= now => SeatStatus::Available,
+            (status, _) => status,
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]

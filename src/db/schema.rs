@@ -124,6 +124,7 @@ diesel::table! {
         price -> Int8,
         status -> SeatStatus,
         updated_at -> Timestamptz,
+        held_until -> Nullable<Timestamptz>,
     }
 }
 

@@ -124,10 +124,11 @@ impl ScheduleObject {
     /// How many seats are AVAILABLE right now.
     async fn available_seats(&self, ctx: &Context<'_>) -> Result<i32> {
         let seats = loaders(ctx).seats_by_schedule.load_one(self.0.id).await?;
+        let now = Utc::now();
         let available = seats
             .unwrap_or_default()
             .iter()
-            .filter(|seat| seat.status == SeatStatus::Available)
+            .filter(|seat| seat.effective_status(now) == SeatStatus::Available)
             .count();
         Ok(i32::try_from(available).unwrap_or(i32::MAX))
     }
@@ -157,6 +158,6 @@ impl SeatObject {
     }
 
     async fn status(&self) -> SeatStatus {
-        self.0.status
+        self.0.effective_status(Utc::now())
     }
 }

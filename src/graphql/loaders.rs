@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
+use crate::booking::Reservation;
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::Database;
 use crate::error::AppError;
-use crate::ids::{ConcertId, ScheduleId};
+use crate::ids::{ConcertId, ReservationId, ScheduleId};
 
 /// A loader's failure, shared by every field that waited for the batch.
 #[derive(Clone)]
@@ -36,6 +37,7 @@ pub struct Loaders {
     pub schedules: Arc<DataLoader<SchedulesById>>,
     pub schedules_by_concert: Arc<DataLoader<SchedulesByConcert>>,
     pub seats_by_schedule: Arc<DataLoader<SeatsBySchedule>>,
+    pub seats_by_reservation: Arc<DataLoader<SeatsByReservation>>,
 }
 
 impl Loaders {
@@ -48,6 +50,7 @@ impl Loaders {
             schedules: loader(SchedulesById(db.clone())),
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
             seats_by_schedule: loader(SeatsBySchedule(db.clone())),
+            seats_by_reservation: loader(SeatsByReservation(db.clone())),
         }
     }
 }
@@ -56,6 +59,7 @@ pub struct ConcertsById(Database);
 pub struct SchedulesById(Database);
 pub struct SchedulesByConcert(Database);
 pub struct SeatsBySchedule(Database);
+pub struct SeatsByReservation(Database);
 
 impl Loader<ConcertId> for ConcertsById {
     type Value = Concert;
@@ -106,6 +110,21 @@ impl Loader<ScheduleId> for SeatsBySchedule {
     ) -> Result<HashMap<ScheduleId, Vec<Seat>>, Self::Error> {
         let mut conn = self.0.conn().await?;
         Ok(Seat::for_schedules(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
+    }
+}
+
+impl Loader<ReservationId> for SeatsByReservation {
+    type Value = Vec<Seat>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<HashMap<ReservationId, Vec<Seat>>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Reservation::seats_of(&mut conn, ids)
             .await
             .map_err(AppError::from)?)
     }

@@ -1,7 +1,8 @@
 //! The GraphQL API: schema assembly, limits, and the per-request data resolvers rely on.
 //! Resolvers stay thin: parse arguments, call one service function, convert the result.
 
-mod catalogue;
+mod booking;
+pub(crate) mod catalogue;
 mod extension;
 pub mod loaders;
 mod queue;
@@ -21,7 +22,7 @@ pub struct Query(catalogue::CatalogueQuery, queue::QueueQuery);
 
 /// Write operations.
 #[derive(MergedObject, Default)]
-pub struct Mutation(queue::QueueMutation);
+pub struct Mutation(queue::QueueMutation, booking::BookingMutation);
 
 /// Pushed updates, over the websocket at `/graphql/ws`.
 #[derive(MergedSubscription, Default)]

@@ -1,0 +1,315 @@
+//! Seat holds. A hold locks the wanted seats with `FOR UPDATE SKIP LOCKED` in one transaction:
+//! under a stampede nobody waits behind another fan's lock — each request either gets every seat
+//! it asked for at once, or is told at once that they are gone, and holds nothing.
+
+pub mod models;
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::auth::Viewer;
+use crate::catalogue::{Schedule, Seat};
+use crate::db::enums::{ReservationStatus, SeatStatus};
+use crate::db::schema::{outbox, reservation_seats, reservations, seats};
+use crate::error::{AppError, AppResult};
+use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
+use crate::metrics as m;
+use crate::startup::Services;
+
+pub use models::Reservation;
+
+/// Which seats a hold wants.
+#[derive(Debug, Clone)]
+pub enum SeatChoice {
+    /// These seats, all or nothing.
+    Chosen(Vec<SeatId>),
+    /// Any `n` free seats, best grade then lowest number first.
+    BestAvailable(u32),
+}
+
+impl SeatChoice {
+    fn count(&self) -> usize {
+        match self {
+            Self::Chosen(ids) => ids.len(),
+            Self::BestAvailable(n) => *n as usize,
+        }
+    }
+
+    fn outcome_label(&self) -> &'static str {
+        match self {
+            Self::Chosen(_) => "chosen",
+            Self::BestAvailable(_) => "best_available",
+        }
+    }
+}
+
+/// Holds seats of `schedule` for the viewer, who needs an ACTIVE queue token for its concert.
+pub async fn hold(
+    services: &Services,
+    viewer: Viewer,
+    queue_token: Option<&str>,
+    schedule_id: ScheduleId,
+    choice: SeatChoice,
+) -> AppResult<Reservation> {
+    validate(&choice, services.config.hold_max_seats)?;
+    let mut conn = services.db.conn().await?;
+    let schedule = Schedule::by_ids(&mut conn, &[schedule_id])
+        .await?
+        .remove(&schedule_id)
+        .ok_or(AppError::NotFound("schedule"))?;
+    services
+        .queue
+        .require_active(viewer, schedule.concert_id, queue_token)
+        .await?;
+
+    let started = Instant::now();
+    let ttl = Duration::from_secs(services.config.hold_ttl_seconds);
+    let result = crate::retry_transaction!(&mut conn, async |tx| hold_in_transaction(
+        tx,
+        viewer.user_id,
+        schedule_id,
+        &choice,
+        ttl
+    )
+    .await);
+    let outcome = match &result {
+        Ok(_) => "held",
+        Err(err) => err.code(),
+    };
+    metrics::counter!(m::HOLDS_TOTAL, "kind" => choice.outcome_label(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(m::HOLD_DURATION_SECONDS, "kind" => choice.outcome_label())
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+fn validate(choice: &SeatChoice, max_seats: u32) -> AppResult<()> {
+    let count = choice.count();
+    if count == 0 || count > max_seats as usize {
+        return Err(AppError::InvalidInput(format!(
+            "a hold takes 1 to {max_seats} seats"
+        )));
+    }
+    if let SeatChoice::Chosen(ids) = choice {
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != ids.len() {
+            return Err(AppError::InvalidInput("a seat is listed twice".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A seat is free when AVAILABLE, or HELD by a hold whose time ran out (the expiry sweep may not
+/// have reached it yet; it must not keep the seat from a fan who wants it now).
+macro_rules! seat_is_free {
+    () => {
+        seats::status.eq(SeatStatus::Available).or(seats::status
+            .eq(SeatStatus::Held)
+            .and(seats::held_until.lt(diesel::dsl::now)))
+    };
+}
+
+async fn hold_in_transaction(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    schedule: ScheduleId,
+    choice: &SeatChoice,
+    ttl: Duration,
+) -> AppResult<Reservation> {
+    // The caller's own hold on this schedule that ran out no longer counts as their one live hold.
+    let own: Vec<ReservationId> = reservations::table
+        .filter(reservations::user_id.eq(user))
+        .filter(reservations::schedule_id.eq(schedule))
+        .filter(reservations::status.eq(ReservationStatus::Held))
+        .filter(reservations::expires_at.le(diesel::dsl::now))
+        .select(reservations::id)
+        .load(conn)
+        .await?;
+    expire_past_due(conn, &own).await?;
+
+    // Lock what is free, in a fixed order, skipping rows another transaction is locking now.
+    let locked: Vec<Seat> = match choice {
+        SeatChoice::Chosen(ids) => {
+            seats::table
+                .filter(seats::id.eq_any(ids))
+                .filter(seats::schedule_id.eq(schedule))
+                .filter(seat_is_free!())
+                .order(seats::id)
+                .select(Seat::as_select())
+                .for_update()
+                .skip_locked()
+                .load(conn)
+                .await?
+        }
+        SeatChoice::BestAvailable(count) => {
+            seats::table
+                .filter(seats::schedule_id.eq(schedule))
+                .filter(seat_is_free!())
+                .order((seats::grade, seats::number))
+                .limit(i64::from(*count))
+                .select(Seat::as_select())
+                .for_update()
+                .skip_locked()
+                .load(conn)
+                .await?
+        }
+    };
+    if locked.len() < choice.count() {
+        metrics::counter!(m::SKIP_LOCKED_MISSES_TOTAL).increment(1);
+        return Err(unavailable(conn, schedule, choice).await);
+    }
+    let seat_ids: Vec<SeatId> = locked.iter().map(|seat| seat.id).collect();
+
+    // Seats whose hold ran out: end that hold first, so the seat can join this one.
+    let past_due: Vec<SeatId> = locked
+        .iter()
+        .filter(|seat| seat.status == SeatStatus::Held)
+        .map(|seat| seat.id)
+        .collect();
+    if !past_due.is_empty() {
+        let holders: Vec<ReservationId> = reservation_seats::table
+            .filter(reservation_seats::seat_id.eq_any(&past_due))
+            .filter(reservation_seats::status.eq(ReservationStatus::Held))
+            .select(reservation_seats::reservation_id)
+            .load(conn)
+            .await?;
+        expire_past_due(conn, &holders).await?;
+    }
+
+    let expires_at = Utc::now() + ttl;
+    let reservation: Reservation = diesel::insert_into(reservations::table)
+        .values(models::NewReservation {
+            user_id: user,
+            schedule_id: schedule,
+            status: ReservationStatus::Held,
+            total_price: locked.iter().map(|seat| seat.price).sum(),
+            expires_at,
+        })
+        .returning(Reservation::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|err| match err {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                ref info,
+            ) if info.constraint_name() == Some("reservations_one_hold_per_user_schedule") => {
+                AppError::HoldAlreadyExists
+            }
+            other => other.into(),
+        })?;
+    let rows: Vec<models::NewReservationSeat> = seat_ids
+        .iter()
+        .map(|&seat_id| models::NewReservationSeat {
+            reservation_id: reservation.id,
+            seat_id,
+            status: ReservationStatus::Held,
+        })
+        .collect();
+    diesel::insert_into(reservation_seats::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    diesel::update(seats::table.filter(seats::id.eq_any(&seat_ids)))
+        .set((
+            seats::status.eq(SeatStatus::Held),
+            seats::held_until.eq(Some(expires_at)),
+            seats::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    write_event(
+        conn,
+        "seats.held",
+        schedule,
+        serde_json::json!({ "reservation_id": reservation.id, "schedule_id": schedule, "user_id": user, "seat_ids": seat_ids, "expires_at": expires_at }),
+    )
+    .await?;
+    Ok(reservation)
+}
+
+/// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK
+/// releases their seats from the one-live-reservation index) and records a `seats.expired` event
+/// for each. Seats keep status HELD with a past `held_until`, which every hold treats as free.
+async fn expire_past_due(conn: &mut AsyncPgConnection, ids: &[ReservationId]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let expired: Vec<(ReservationId, ScheduleId)> = diesel::update(
+        reservations::table
+            .filter(reservations::id.eq_any(ids))
+            .filter(reservations::status.eq(ReservationStatus::Held))
+            .filter(reservations::expires_at.le(diesel::dsl::now)),
+    )
+    .set((
+        reservations::status.eq(ReservationStatus::Expired),
+        reservations::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning((reservations::id, reservations::schedule_id))
+    .get_results(conn)
+    .await?;
+    for (reservation, schedule) in expired {
+        let seat_ids: Vec<SeatId> = reservation_seats::table
+            .filter(reservation_seats::reservation_id.eq(reservation))
+            .select(reservation_seats::seat_id)
+            .load(conn)
+            .await?;
+        write_event(
+            conn,
+            "seats.expired",
+            schedule,
+            serde_json::json!({ "reservation_id": reservation, "schedule_id": schedule, "seat_ids": seat_ids }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Why the seats could not all be locked: a seat of another schedule is bad input; anything else
+/// means they are taken.
+async fn unavailable(
+    conn: &mut AsyncPgConnection,
+    schedule: ScheduleId,
+    choice: &SeatChoice,
+) -> AppError {
+    if let SeatChoice::Chosen(ids) = choice {
+        let in_schedule: Result<i64, _> = seats::table
+            .filter(seats::id.eq_any(ids))
+            .filter(seats::schedule_id.eq(schedule))
+            .count()
+            .get_result(conn)
+            .await;
+        match in_schedule {
+            Ok(found) if found < ids.len() as i64 => {
+                return AppError::InvalidInput(
+                    "a requested seat does not belong to this schedule".into(),
+                );
+            }
+            Ok(_) => {}
+            Err(err) => return err.into(),
+        }
+    }
+    AppError::SeatUnavailable("the requested seats are no longer available".into())
+}
+
+/// Appends an event to the transactional outbox, to be relayed to Kafka.
+pub(crate) async fn write_event(
+    conn: &mut AsyncPgConnection,
+    event_type: &str,
+    schedule: ScheduleId,
+    payload: serde_json::Value,
+) -> AppResult<()> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::event_type.eq(event_type),
+            outbox::partition_key.eq(schedule.to_string()),
+            outbox::payload.eq(payload),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

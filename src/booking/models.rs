@@ -1,0 +1,63 @@
+//! Rows of reservations and their seats, and the queries on them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::{Identifiable, Insertable, Queryable, Selectable};
+use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
+
+use crate::db::enums::ReservationStatus;
+use crate::db::schema::{reservation_seats, reservations};
+use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = reservations, check_for_backend(diesel::pg::Pg))]
+pub struct Reservation {
+    pub id: ReservationId,
+    pub user_id: UserId,
+    pub schedule_id: ScheduleId,
+    pub status: ReservationStatus,
+    pub total_price: i64,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = reservations)]
+pub struct NewReservation {
+    pub user_id: UserId,
+    pub schedule_id: ScheduleId,
+    pub status: ReservationStatus,
+    pub total_price: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = reservation_seats)]
+pub struct NewReservationSeat {
+    pub reservation_id: ReservationId,
+    pub seat_id: SeatId,
+    pub status: ReservationStatus,
+}
+
+impl Reservation {
+    /// The seats of each reservation, by seat number.
+    pub async fn seats_of(
+        conn: &mut diesel_async::AsyncPgConnection,
+        ids: &[ReservationId],
+    ) -> QueryResult<std::collections::HashMap<ReservationId, Vec<crate::catalogue::Seat>>> {
+        use crate::db::schema::seats;
+        use diesel_async::RunQueryDsl;
+        use itertools::Itertools;
+        let rows: Vec<(ReservationId, crate::catalogue::Seat)> = reservation_seats::table
+            .inner_join(seats::table)
+            .filter(reservation_seats::reservation_id.eq_any(ids))
+            .order((reservation_seats::reservation_id, seats::number))
+            .select((
+                reservation_seats::reservation_id,
+                crate::catalogue::Seat::as_select(),
+            ))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().into_group_map())
+    }
+}
