@@ -3,29 +3,104 @@
 use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
-use bb8_redis::bb8::{Pool, PooledConnection};
+use bb8_redis::bb8::{self, ManageConnection, Pool, PooledConnection};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::metrics as m;
 
-pub type RedisConn = PooledConnection<'static, RedisConnectionManager>;
+pub type RedisConn = PooledConnection<'static, RedisManager>;
 
 /// The Redis pool of one instance, created once and shared.
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool<RedisConnectionManager>,
+    pool: Pool<RedisManager>,
     prefix: String,
+}
+
+/// bb8-redis's manager, with connections that remember a failure of the link itself. bb8-redis
+/// cannot tell a dead connection from a live one without a PING, which would cost a round trip on
+/// every checkout; instead a connection whose command failed at the connection level is marked
+/// broken and dropped by the pool, so the next checkout reconnects (recovery after a Redis outage).
+pub struct RedisManager(RedisConnectionManager);
+
+/// A multiplexed connection plus whether its link has failed.
+pub struct TrackedConnection {
+    inner: MultiplexedConnection,
+    broken: bool,
+}
+
+impl TrackedConnection {
+    fn observe<T>(&mut self, result: &Result<T, RedisError>) {
+        if let Err(err) = result
+            && (err.is_io_error()
+                || err.is_connection_dropped()
+                || err.is_unrecoverable_error()
+                || err.is_timeout())
+        {
+            self.broken = true;
+        }
+    }
+}
+
+impl ConnectionLike for TrackedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.inner.req_packed_command(cmd).await;
+            self.observe(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = self.inner.req_packed_commands(cmd, offset, count).await;
+            self.observe(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
+
+impl ManageConnection for RedisManager {
+    type Connection = TrackedConnection;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<TrackedConnection, RedisError> {
+        Ok(TrackedConnection {
+            inner: self.0.connect().await?,
+            broken: false,
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), RedisError> {
+        self.0.is_valid(&mut conn.inner).await
+    }
+
+    fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
+        conn.broken
+    }
 }
 
 impl RedisStore {
     /// Builds the pool without connecting, so the server starts while Redis is down and
     /// recovers by itself when it returns.
     pub fn connect(config: &Config) -> anyhow::Result<Self> {
-        let manager = RedisConnectionManager::new(config.redis_url.as_str())?;
-        let pool = Pool::builder()
+        let manager = RedisManager(RedisConnectionManager::new(config.redis_url.as_str())?);
+        let pool = bb8::Pool::builder()
             .max_size(config.redis_pool_size)
             .connection_timeout(Duration::from_secs(2))
+            .test_on_check_out(false)
             .build_unchecked(manager);
         Ok(Self {
             pool,

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
+use crate::catalogue::ConcertDirectory;
 use crate::config::{Config, DEV_JWT_SECRET};
 use crate::db::Database;
 use crate::events::Kafka;
@@ -27,6 +28,7 @@ pub struct Services {
     pub auth: Authenticator,
     pub queue: Queue,
     pub queue_broadcast: Arc<QueueBroadcast>,
+    pub concerts: ConcertDirectory,
 }
 
 impl Services {
@@ -37,6 +39,7 @@ impl Services {
             db: Database::connect(&config),
             queue: Queue::new(redis.clone(), QueueSettings::from_config(&config)),
             queue_broadcast: Arc::default(),
+            concerts: ConcertDirectory::default(),
             redis,
             kafka: Kafka::connect(&config)?,
             auth: Authenticator::new(&config),

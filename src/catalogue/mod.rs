@@ -107,6 +107,50 @@ impl Concert {
     }
 }
 
+/// Whether concerts exist, remembered for a short while: entering a queue is the hottest write of
+/// an on-sale and must not hit PostgreSQL each time. A concert created after a miss for its id
+/// is known within `CONCERT_CACHE_TTL`.
+#[derive(Clone)]
+pub struct ConcertDirectory {
+    known: moka::future::Cache<ConcertId, bool>,
+}
+
+const CONCERT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Default for ConcertDirectory {
+    fn default() -> Self {
+        Self {
+            known: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CONCERT_CACHE_TTL)
+                .build(),
+        }
+    }
+}
+
+impl ConcertDirectory {
+    /// True when the concert exists. Concurrent misses for one id share a single query.
+    pub async fn exists(
+        &self,
+        db: &crate::db::Database,
+        id: ConcertId,
+    ) -> crate::error::AppResult<bool> {
+        self.known
+            .try_get_with(id, async {
+                let mut conn = db.conn().await?;
+                let found = Concert::by_ids(&mut conn, &[id]).await?;
+                Ok::<_, crate::error::AppError>(found.contains_key(&id))
+            })
+            .await
+            .map_err(|err: std::sync::Arc<crate::error::AppError>| match &*err {
+                crate::error::AppError::Unavailable(_) => {
+                    crate::error::AppError::Unavailable(anyhow::anyhow!("{err}"))
+                }
+                _ => crate::error::AppError::Internal(anyhow::anyhow!("{err}")),
+            })
+    }
+}
+
 impl Schedule {
     pub async fn by_ids(
         conn: &mut AsyncPgConnection,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use crate::error::AppError;
-use crate::graphql::{loaders, services, viewer};
+use crate::graphql::{services, viewer};
 use crate::ids::ConcertId;
 use crate::queue::{QueueState, QueueStatus, watch::watch_status};
 
@@ -33,11 +33,12 @@ impl QueueMutation {
     async fn enter_queue(&self, ctx: &Context<'_>, concert_id: ID) -> Result<QueueStatusObject> {
         let viewer = viewer(ctx)?;
         let concert_id = ConcertId::parse(&concert_id)?;
-        if loaders(ctx).concerts.load_one(concert_id).await?.is_none() {
+        let services = services(ctx);
+        if !services.concerts.exists(&services.db, concert_id).await? {
             return Err(AppError::NotFound("concert").into());
         }
         Ok(QueueStatusObject(
-            services(ctx).queue.enter(viewer, concert_id).await?,
+            services.queue.enter(viewer, concert_id).await?,
         ))
     }
 }

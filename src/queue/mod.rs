@@ -154,12 +154,28 @@ impl Keys {
     }
 }
 
+/// What status.lua (and enter.lua, after the token) answer:
+/// (status, user, seq, head, gone ahead, active until ms, smoothed rate).
+type StatusReply = (String, i64, u64, u64, u64, i64, String);
+/// What enter.lua answers: the token, then a [`StatusReply`].
+type EnterReply = (String, String, i64, u64, u64, u64, i64, String);
+
 pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// A Redis failure: the store being unreachable is `QUEUE_UNAVAILABLE` (fail closed); anything
+/// else (a script or type error) is a bug.
 pub(crate) fn unavailable(err: redis::RedisError) -> AppError {
-    AppError::QueueUnavailable(err.into())
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+    {
+        AppError::QueueUnavailable(err.into())
+    } else {
+        AppError::internal(err)
+    }
 }
 
 impl Queue {
@@ -203,7 +219,7 @@ impl Queue {
         let keys = Keys::new(&self.redis, concert);
         let candidate = QueueToken::new(concert);
         let mut conn = self.conn().await?;
-        let token: String = self
+        let (token, state, user, seq, head, gone_ahead, active_until_ms, rate): EnterReply = self
             .scripts
             .enter
             .key(keys.user(viewer.user_id))
@@ -211,6 +227,8 @@ impl Queue {
             .key(keys.named("waiting"))
             .key(keys.named("seen"))
             .key(self.concerts_key())
+            .key(keys.named("meta"))
+            .key(keys.named("gone"))
             .arg(candidate.as_str())
             .arg(keys.token_prefix())
             .arg(viewer.user_id.0)
@@ -224,8 +242,13 @@ impl Queue {
             metrics::counter!(m::QUEUE_ENTRIES_TOTAL, "concert" => concert.to_string())
                 .increment(1);
         }
-        drop(conn);
-        self.status(viewer, &token).await
+        let token = QueueToken::parse(&token)?;
+        Ok(self
+            .interpret(
+                &token,
+                (state, user, seq, head, gone_ahead, active_until_ms, rate),
+            )
+            .1)
     }
 
     /// The status of `token`, which must be the viewer's. Also keeps a WAITING token alive.
@@ -246,7 +269,7 @@ impl Queue {
     async fn read(&self, token: &QueueToken) -> AppResult<Option<(UserId, QueueStatus)>> {
         let keys = Keys::new(&self.redis, token.concert_id);
         let mut conn = self.conn().await?;
-        let reply: Option<(String, i64, u64, u64, u64, i64, String)> = self
+        let reply: Option<StatusReply> = self
             .scripts
             .status
             .key(keys.token(token))
@@ -258,15 +281,17 @@ impl Queue {
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
-        let Some((state, user, seq, head, gone_ahead, active_until_ms, rate)) = reply else {
-            return Ok(None);
-        };
-        let rate = rate.parse::<f64>().unwrap_or(0.0);
+        Ok(reply.map(|reply| self.interpret(token, reply)))
+    }
+
+    /// Turns the record a script read into the owner and the status the fan sees.
+    fn interpret(&self, token: &QueueToken, reply: StatusReply) -> (UserId, QueueStatus) {
+        let (state, user, seq, head, gone_ahead, active_until_ms, rate) = reply;
         let status = match state.as_str() {
             "WAITING" => self.waiting_status(
                 token,
                 seq.saturating_sub(head).saturating_sub(gone_ahead),
-                rate,
+                rate.parse().unwrap_or(0.0),
             ),
             "ACTIVE" if active_until_ms > now_ms() => QueueStatus {
                 active_until: Utc.timestamp_millis_opt(active_until_ms).single(),
@@ -274,7 +299,7 @@ impl Queue {
             },
             _ => self.bare_status(token, QueueState::Expired),
         };
-        Ok(Some((UserId(user), status)))
+        (UserId(user), status)
     }
 
     fn bare_status(&self, token: &QueueToken, state: QueueState) -> QueueStatus {
