@@ -124,6 +124,10 @@ pub struct Config {
     #[arg(long, env = "HOLD_MAX_SEATS", default_value_t = 4)]
     pub hold_max_seats: u32,
 
+    /// Largest single `chargePoints` amount. Env `MAX_CHARGE_POINTS`.
+    #[arg(long, env = "MAX_CHARGE_POINTS", default_value_t = 10_000_000)]
+    pub max_charge_points: i64,
+
     /// Address the HTTP server listens on. Env `BIND_ADDR`.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,

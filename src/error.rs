@@ -41,6 +41,18 @@ pub mod code {
     pub const HOLD_ALREADY_EXISTS: &str = "HOLD_ALREADY_EXISTS";
     /// The database stayed contended after bounded retries; retrying later may work.
     pub const BUSY: &str = "BUSY";
+    /// The hold's time ran out before payment; nothing was charged.
+    pub const HOLD_EXPIRED: &str = "HOLD_EXPIRED";
+    /// The hold was cancelled; nothing was charged.
+    pub const HOLD_CANCELLED: &str = "HOLD_CANCELLED";
+    /// The reservation is already paid (with another idempotency key).
+    pub const ALREADY_PAID: &str = "ALREADY_PAID";
+    /// The balance is lower than the price; nothing was charged.
+    pub const INSUFFICIENT_POINTS: &str = "INSUFFICIENT_POINTS";
+    /// The reservation belongs to another user.
+    pub const NOT_OWNER: &str = "NOT_OWNER";
+    /// The idempotency key was already used for a different request.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 }
 
 /// What went wrong, in terms a client can act on.
@@ -80,6 +92,18 @@ pub enum AppError {
     HoldAlreadyExists,
     #[error("the system is busy, retry in a moment")]
     Busy,
+    #[error("the hold expired before payment; nothing was charged")]
+    HoldExpired,
+    #[error("the hold was cancelled; nothing was charged")]
+    HoldCancelled,
+    #[error("this reservation is already paid")]
+    AlreadyPaid,
+    #[error("not enough points: the price is {price}, the balance {balance}")]
+    InsufficientPoints { price: i64, balance: i64 },
+    #[error("this reservation belongs to someone else")]
+    NotOwner,
+    #[error("this idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -103,6 +127,12 @@ impl AppError {
             Self::SeatUnavailable(_) => code::SEAT_UNAVAILABLE,
             Self::HoldAlreadyExists => code::HOLD_ALREADY_EXISTS,
             Self::Busy => code::BUSY,
+            Self::HoldExpired => code::HOLD_EXPIRED,
+            Self::HoldCancelled => code::HOLD_CANCELLED,
+            Self::AlreadyPaid => code::ALREADY_PAID,
+            Self::InsufficientPoints { .. } => code::INSUFFICIENT_POINTS,
+            Self::NotOwner => code::NOT_OWNER,
+            Self::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
             Self::Internal(_) => code::INTERNAL,
         }
     }

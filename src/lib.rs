@@ -15,6 +15,7 @@ pub mod graphql;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod payment;
 pub mod queue;
 pub mod redis_store;
 pub mod seed;

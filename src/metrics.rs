@@ -28,6 +28,10 @@ pub const HOLDS_TOTAL: &str = "holds_total";
 pub const HOLD_DURATION_SECONDS: &str = "hold_duration_seconds";
 pub const SKIP_LOCKED_MISSES_TOTAL: &str = "skip_locked_misses_total";
 pub const DB_RETRIES_TOTAL: &str = "db_retries_total";
+pub const PAYMENTS_TOTAL: &str = "payments_total";
+pub const PAYMENT_DURATION_SECONDS: &str = "payment_duration_seconds";
+pub const POINT_CHARGES_TOTAL: &str = "point_charges_total";
+pub const CANCELLATIONS_TOTAL: &str = "cancellations_total";
 
 /// Latency buckets in seconds: fine below 50 ms where a healthy request lands, coarse up to the
 /// 10 s request timeout.

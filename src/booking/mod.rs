@@ -55,15 +55,18 @@ pub async fn hold(
     choice: SeatChoice,
 ) -> AppResult<Reservation> {
     validate(&choice, services.config.hold_max_seats)?;
-    let mut conn = services.db.conn().await?;
-    let schedule = Schedule::by_ids(&mut conn, &[schedule_id])
-        .await?
-        .remove(&schedule_id)
-        .ok_or(AppError::NotFound("schedule"))?;
+    let schedule = {
+        let mut conn = services.db.conn().await?;
+        Schedule::by_ids(&mut conn, &[schedule_id])
+            .await?
+            .remove(&schedule_id)
+            .ok_or(AppError::NotFound("schedule"))?
+    }; // the connection goes back to the pool while Redis answers
     services
         .queue
         .require_active(viewer, schedule.concert_id, queue_token)
         .await?;
+    let mut conn = services.db.conn().await?;
 
     let started = Instant::now();
     let ttl = Duration::from_secs(services.config.hold_ttl_seconds);

@@ -40,6 +40,20 @@ pub struct NewReservationSeat {
 }
 
 impl Reservation {
+    pub async fn find(
+        conn: &mut diesel_async::AsyncPgConnection,
+        id: ReservationId,
+    ) -> QueryResult<Option<Reservation>> {
+        use diesel::OptionalExtension;
+        use diesel_async::RunQueryDsl;
+        reservations::table
+            .find(id)
+            .select(Reservation::as_select())
+            .first(conn)
+            .await
+            .optional()
+    }
+
     /// The seats of each reservation, by seat number.
     pub async fn seats_of(
         conn: &mut diesel_async::AsyncPgConnection,
@@ -59,5 +73,34 @@ impl Reservation {
             .load(conn)
             .await?;
         Ok(rows.into_iter().into_group_map())
+    }
+}
+
+/// A payment row: one per paid reservation.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = crate::db::schema::payments, check_for_backend(diesel::pg::Pg))]
+pub struct Payment {
+    pub id: i64,
+    pub reservation_id: ReservationId,
+    pub amount: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Payment {
+    pub async fn for_reservations(
+        conn: &mut diesel_async::AsyncPgConnection,
+        ids: &[ReservationId],
+    ) -> QueryResult<std::collections::HashMap<ReservationId, Payment>> {
+        use crate::db::schema::payments;
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<Payment> = payments::table
+            .filter(payments::reservation_id.eq_any(ids))
+            .select(Payment::as_select())
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.reservation_id, row))
+            .collect())
     }
 }

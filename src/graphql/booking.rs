@@ -4,11 +4,14 @@
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
+use crate::booking::models::Payment;
 use crate::booking::{self, Reservation, SeatChoice};
 use crate::db::enums::ReservationStatus;
+use crate::error::AppError;
 use crate::graphql::catalogue::{ScheduleObject, SeatObject};
 use crate::graphql::{QueueTokenHeader, loaders, services, viewer};
-use crate::ids::{ScheduleId, SeatId};
+use crate::ids::{ReservationId, ScheduleId, SeatId};
+use crate::payment::{self, Receipt};
 
 #[derive(Default)]
 pub struct BookingMutation;
@@ -41,6 +44,110 @@ impl BookingMutation {
         let schedule_id = ScheduleId::parse(&schedule_id)?;
         let count = u32::try_from(count).unwrap_or(0);
         hold(ctx, schedule_id, SeatChoice::BestAvailable(count)).await
+    }
+}
+
+#[derive(Default)]
+pub struct PaymentMutation;
+
+#[Object]
+impl PaymentMutation {
+    /// Pays your hold with points, in one transaction; ends your queue token. Needs the ACTIVE
+    /// `Queue-Token`. Retrying with the same `idempotencyKey` replays the first result and never
+    /// charges twice; the same key for another request is `IDEMPOTENCY_KEY_REUSED`.
+    async fn pay(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+        idempotency_key: String,
+    ) -> Result<PaymentReceiptObject> {
+        let viewer = viewer(ctx)?;
+        let reservation_id = ReservationId::parse(&reservation_id)?;
+        let queue_token = ctx
+            .data_opt::<QueueTokenHeader>()
+            .and_then(|header| header.0.as_deref());
+        let receipt = payment::pay(
+            services(ctx),
+            viewer,
+            queue_token,
+            reservation_id,
+            &idempotency_key,
+        )
+        .await?;
+        Ok(PaymentReceiptObject(receipt))
+    }
+
+    /// Adds points to your balance (1 to MAX_CHARGE_POINTS), once per `idempotencyKey`.
+    async fn charge_points(
+        &self,
+        ctx: &Context<'_>,
+        amount: i64,
+        idempotency_key: String,
+    ) -> Result<PointCharge> {
+        let viewer = viewer(ctx)?;
+        let receipt =
+            payment::charge_points(services(ctx), viewer, amount, &idempotency_key).await?;
+        Ok(PointCharge {
+            amount: receipt.amount,
+            balance: receipt.balance_after,
+        })
+    }
+
+    /// Cancels your reservation and frees its seats; a paid one is refunded to your balance.
+    async fn cancel_reservation(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<ReservationObject> {
+        let viewer = viewer(ctx)?;
+        let reservation_id = ReservationId::parse(&reservation_id)?;
+        Ok(ReservationObject(
+            payment::cancel(services(ctx), viewer, reservation_id).await?,
+        ))
+    }
+}
+
+/// The result of `chargePoints`.
+#[derive(async_graphql::SimpleObject)]
+pub struct PointCharge {
+    pub amount: i64,
+    /// Your balance after the charge.
+    pub balance: i64,
+}
+
+/// The result of `pay`.
+pub struct PaymentReceiptObject(pub Receipt);
+
+#[Object(name = "PaymentReceipt")]
+impl PaymentReceiptObject {
+    async fn payment_id(&self) -> ID {
+        self.0.payment_id.into()
+    }
+
+    async fn reservation_id(&self) -> ID {
+        self.0.reservation_id.into()
+    }
+
+    /// Points charged.
+    async fn amount(&self) -> i64 {
+        self.0.amount
+    }
+
+    async fn balance_after(&self) -> i64 {
+        self.0.balance_after
+    }
+
+    async fn paid_at(&self) -> DateTime<Utc> {
+        self.0.paid_at
+    }
+
+    /// The booking, now CONFIRMED.
+    async fn reservation(&self, ctx: &Context<'_>) -> Result<Option<ReservationObject>> {
+        let mut conn = services(ctx).db.conn().await?;
+        Ok(Reservation::find(&mut conn, self.0.reservation_id)
+            .await
+            .map_err(AppError::from)?
+            .map(ReservationObject))
     }
 }
 
@@ -109,5 +216,32 @@ impl ReservationObject {
             .into_iter()
             .map(SeatObject)
             .collect())
+    }
+
+    /// The payment, once paid.
+    async fn payment(&self, ctx: &Context<'_>) -> Result<Option<PaymentObject>> {
+        Ok(loaders(ctx)
+            .payment_by_reservation
+            .load_one(self.0.id)
+            .await?
+            .map(PaymentObject))
+    }
+}
+
+/// A payment of a reservation.
+pub struct PaymentObject(pub Payment);
+
+#[Object(name = "Payment")]
+impl PaymentObject {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+
+    async fn amount(&self) -> i64 {
+        self.0.amount
+    }
+
+    async fn paid_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }

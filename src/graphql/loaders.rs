@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::booking::Reservation;
+use crate::booking::models::Payment;
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::Database;
 use crate::error::AppError;
@@ -38,6 +39,7 @@ pub struct Loaders {
     pub schedules_by_concert: Arc<DataLoader<SchedulesByConcert>>,
     pub seats_by_schedule: Arc<DataLoader<SeatsBySchedule>>,
     pub seats_by_reservation: Arc<DataLoader<SeatsByReservation>>,
+    pub payment_by_reservation: Arc<DataLoader<PaymentByReservation>>,
 }
 
 impl Loaders {
@@ -51,6 +53,7 @@ impl Loaders {
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
             seats_by_schedule: loader(SeatsBySchedule(db.clone())),
             seats_by_reservation: loader(SeatsByReservation(db.clone())),
+            payment_by_reservation: loader(PaymentByReservation(db.clone())),
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct SchedulesById(Database);
 pub struct SchedulesByConcert(Database);
 pub struct SeatsBySchedule(Database);
 pub struct SeatsByReservation(Database);
+pub struct PaymentByReservation(Database);
 
 impl Loader<ConcertId> for ConcertsById {
     type Value = Concert;
@@ -125,6 +129,21 @@ impl Loader<ReservationId> for SeatsByReservation {
     ) -> Result<HashMap<ReservationId, Vec<Seat>>, Self::Error> {
         let mut conn = self.0.conn().await?;
         Ok(Reservation::seats_of(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
+    }
+}
+
+impl Loader<ReservationId> for PaymentByReservation {
+    type Value = Payment;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        ids: &[ReservationId],
+    ) -> Result<HashMap<ReservationId, Payment>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Payment::for_reservations(&mut conn, ids)
             .await
             .map_err(AppError::from)?)
     }

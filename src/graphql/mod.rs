@@ -1,6 +1,7 @@
 //! The GraphQL API: schema assembly, limits, and the per-request data resolvers rely on.
 //! Resolvers stay thin: parse arguments, call one service function, convert the result.
 
+mod account;
 mod booking;
 pub(crate) mod catalogue;
 mod extension;
@@ -18,11 +19,19 @@ pub use loaders::Loaders;
 
 /// Read operations. Each area of the API contributes its own query object.
 #[derive(MergedObject, Default)]
-pub struct Query(catalogue::CatalogueQuery, queue::QueueQuery);
+pub struct Query(
+    catalogue::CatalogueQuery,
+    queue::QueueQuery,
+    account::AccountQuery,
+);
 
 /// Write operations.
 #[derive(MergedObject, Default)]
-pub struct Mutation(queue::QueueMutation, booking::BookingMutation);
+pub struct Mutation(
+    queue::QueueMutation,
+    booking::BookingMutation,
+    booking::PaymentMutation,
+);
 
 /// Pushed updates, over the websocket at `/graphql/ws`.
 #[derive(MergedSubscription, Default)]

@@ -1,0 +1,510 @@
+//! Payments and points against real PostgreSQL: one charge per idempotency key even when the
+//! duplicates arrive together, exact balances under 1,000 concurrent payments, nothing charged
+//! after expiry, and nobody pays or cancels someone else's hold.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestApp;
+use concert_reservation::auth::Viewer;
+use concert_reservation::booking::{self, Reservation, SeatChoice};
+use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
+use concert_reservation::payment;
+use concert_reservation::queue::admitter::Admitter;
+use concert_reservation::seed::SeedOptions;
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use serde_json::json;
+use tokio::sync::{Barrier, Semaphore};
+
+const CONCERT: ConcertId = ConcertId(1);
+const SCHEDULE: ScheduleId = ScheduleId(1);
+
+struct Stage {
+    app: Arc<TestApp>,
+    tokens: Vec<String>,
+}
+
+/// One schedule of `seats` seats; `users` fans with `points` each and an ACTIVE queue token.
+async fn stage(
+    seats: usize,
+    users: usize,
+    points: i64,
+    customize: impl FnOnce(&mut concert_reservation::config::Config),
+) -> Stage {
+    let app = TestApp::spawn_with(|config| {
+        config.database_pool_size = 16;
+        config.queue_active_cap = 100_000;
+        customize(config);
+    })
+    .await;
+    app.seed(SeedOptions {
+        concerts: 1,
+        schedules_per_concert: 1,
+        seats_per_schedule: seats,
+        users,
+        points,
+        ..SeedOptions::default()
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for user in 1..=users as i64 {
+        tokens.push(
+            app.services
+                .queue
+                .enter(viewer(user), CONCERT)
+                .await
+                .unwrap()
+                .token,
+        );
+    }
+    Admitter::new(app.services.queue.clone())
+        .tick(CONCERT, users as u32)
+        .await
+        .unwrap();
+    Stage {
+        app: Arc::new(app),
+        tokens,
+    }
+}
+
+fn viewer(user: i64) -> Viewer {
+    Viewer {
+        user_id: UserId(user),
+    }
+}
+
+impl Stage {
+    fn token(&self, user: i64) -> &str {
+        &self.tokens[user as usize - 1]
+    }
+
+    async fn hold(&self, user: i64, seat: i64) -> Reservation {
+        booking::hold(
+            &self.app.services,
+            viewer(user),
+            Some(self.token(user)),
+            SCHEDULE,
+            SeatChoice::Chosen(vec![SeatId(seat)]),
+        )
+        .await
+        .expect("the hold succeeds")
+    }
+
+    async fn pay(
+        &self,
+        user: i64,
+        reservation: &Reservation,
+        key: &str,
+    ) -> Result<payment::Receipt, &'static str> {
+        payment::pay(
+            &self.app.services,
+            viewer(user),
+            Some(self.token(user)),
+            reservation.id,
+            key,
+        )
+        .await
+        .map_err(|err| err.code())
+    }
+
+    async fn balance(&self, user: i64) -> i64 {
+        scalar(
+            &self.app,
+            &format!("SELECT points AS n FROM users WHERE id = {user}"),
+        )
+        .await
+    }
+}
+
+#[derive(QueryableByName)]
+struct Balance {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    user_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    points: i64,
+}
+
+#[derive(QueryableByName)]
+struct Scalar {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Scalar>(&mut app.db().await)
+        .await
+        .unwrap()
+        .n
+}
+
+/// Every balance equals the sum of its ledger, and no seat is SOLD without a confirmed payment.
+async fn assert_books_balance(app: &TestApp) {
+    let off = scalar(
+        app,
+        "SELECT count(*) AS n FROM users u WHERE u.points <> COALESCE((SELECT sum(delta) FROM point_ledger l WHERE l.user_id = u.id), 0)",
+    )
+    .await;
+    assert_eq!(off, 0, "a balance differs from its ledger");
+    let unpaid_sold = scalar(
+        app,
+        "SELECT count(*) AS n FROM seats s WHERE s.status = 'SOLD' AND NOT EXISTS (SELECT 1 FROM reservation_seats rs \
+         JOIN payments p ON p.reservation_id = rs.reservation_id WHERE rs.seat_id = s.id AND rs.status = 'CONFIRMED')",
+    )
+    .await;
+    assert_eq!(unpaid_sold, 0, "a seat is sold without a payment");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_concurrent_payments_with_one_key_charge_once() {
+    let stage = Arc::new(stage(1, 1, 1_000_000, |_| {}).await);
+    let reservation = Arc::new(stage.hold(1, 1).await);
+    let barrier = Arc::new(Barrier::new(10));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (stage, reservation, barrier) =
+                (stage.clone(), reservation.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                stage.pay(1, &reservation, "order-42").await
+            })
+        })
+        .collect();
+    let mut receipts = Vec::new();
+    for task in tasks {
+        receipts.push(
+            task.await
+                .unwrap()
+                .expect("every duplicate gets the receipt"),
+        );
+    }
+
+    assert!(
+        receipts.iter().all(|receipt| *receipt == receipts[0]),
+        "one receipt, replayed: {receipts:?}"
+    );
+    assert_eq!(stage.balance(1).await, 1_000_000 - reservation.total_price);
+    assert_eq!(
+        scalar(&stage.app, "SELECT count(*) AS n FROM payments").await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT count(*) AS n FROM point_ledger WHERE reason = 'PAYMENT'"
+        )
+        .await,
+        1
+    );
+    assert_books_balance(&stage.app).await;
+    // Paying ended the queue token and freed the slot.
+    let after = stage
+        .app
+        .services
+        .queue
+        .require_active(viewer(1), CONCERT, Some(stage.token(1)))
+        .await;
+    assert_eq!(after.unwrap_err().code(), "QUEUE_TOKEN_EXPIRED");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_concurrent_payments_leave_every_balance_exact() {
+    let stage = Arc::new(
+        stage(1_000, 1_000, 1_000_000, |config| {
+            config.database_pool_size = 24
+        })
+        .await,
+    );
+    let mut reservations = Vec::new();
+    for user in 1..=1_000 {
+        reservations.push(Arc::new(stage.hold(user, user).await));
+    }
+    let barrier = Arc::new(Barrier::new(1_000));
+    let tasks: Vec<_> = reservations
+        .iter()
+        .enumerate()
+        .map(|(i, reservation)| {
+            let (stage, reservation, barrier) =
+                (stage.clone(), reservation.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                stage
+                    .pay(i as i64 + 1, &reservation, &format!("pay-{i}"))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("every payment succeeds");
+    }
+
+    let balances: Vec<(i64, i64)> =
+        diesel::sql_query("SELECT id AS user_id, points FROM users ORDER BY id")
+            .load::<Balance>(&mut stage.app.db().await)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.user_id, b.points))
+            .collect();
+    let expected: Vec<(i64, i64)> = reservations
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as i64 + 1, 1_000_000 - r.total_price))
+        .collect();
+    assert_eq!(
+        balances, expected,
+        "every balance is exactly its start minus its one payment"
+    );
+    let charged: i64 = reservations.iter().map(|r| r.total_price).sum();
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT COALESCE(sum(amount), 0)::bigint AS n FROM payments"
+        )
+        .await,
+        charged
+    );
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'SOLD'"
+        )
+        .await,
+        1_000
+    );
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT count(*) AS n FROM reservations WHERE status = 'CONFIRMED'"
+        )
+        .await,
+        1_000
+    );
+    assert_books_balance(&stage.app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paying_after_the_hold_expired_is_refused_and_charges_nothing() {
+    let stage = stage(1, 1, 1_000_000, |config| config.hold_ttl_seconds = 1).await;
+    let reservation = stage.hold(1, 1).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    assert_eq!(
+        stage.pay(1, &reservation, "late").await.unwrap_err(),
+        "HOLD_EXPIRED"
+    );
+
+    assert_eq!(stage.balance(1).await, 1_000_000);
+    assert_eq!(
+        scalar(&stage.app, "SELECT count(*) AS n FROM payments").await,
+        0
+    );
+    assert_eq!(
+        scalar(&stage.app, "SELECT count(*) AS n FROM idempotency_keys").await,
+        0,
+        "a refusal stores no key"
+    );
+    assert_books_balance(&stage.app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nobody_pays_or_cancels_someone_elses_hold() {
+    let stage = stage(2, 2, 1_000_000, |_| {}).await;
+    let mine = stage.hold(1, 1).await;
+
+    let paid = payment::pay(
+        &stage.app.services,
+        viewer(2),
+        Some(stage.token(2)),
+        mine.id,
+        "steal",
+    )
+    .await;
+    assert_eq!(paid.unwrap_err().code(), "NOT_OWNER");
+    let cancelled = payment::cancel(&stage.app.services, viewer(2), mine.id).await;
+    assert_eq!(cancelled.unwrap_err().code(), "NOT_OWNER");
+
+    assert_eq!(stage.balance(2).await, 1_000_000);
+    assert_eq!(
+        scalar(
+            &stage.app,
+            &format!(
+                "SELECT count(*) AS n FROM reservations WHERE id = {} AND status = 'HELD'",
+                mine.id
+            )
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_refusals_have_clear_codes_and_change_nothing() {
+    // Of three seats, seat 1 is grade S (90,000 points), seat 3 grade A (60,000).
+    let stage = stage(3, 2, 70_000, |_| {}).await;
+    let expensive = stage.hold(1, 1).await;
+    assert_eq!(expensive.total_price, 90_000);
+    assert_eq!(
+        stage.pay(1, &expensive, "too-much").await.unwrap_err(),
+        "INSUFFICIENT_POINTS"
+    );
+    assert_eq!(stage.balance(1).await, 70_000);
+
+    let bad_keys = ["", &"k".repeat(129), "has space"];
+    for key in bad_keys {
+        assert_eq!(
+            stage.pay(1, &expensive, key).await.unwrap_err(),
+            "INVALID_INPUT",
+            "{key:?}"
+        );
+    }
+
+    let affordable = stage.hold(2, 3).await;
+    stage.pay(2, &affordable, "first").await.expect("paid");
+    // The same key for another request is refused; another key on a paid hold is ALREADY_PAID.
+    let other = payment::charge_points(&stage.app.services, viewer(2), 10, "first").await;
+    assert_eq!(other.unwrap_err().code(), "IDEMPOTENCY_KEY_REUSED");
+    let replay = stage
+        .pay(2, &affordable, "first")
+        .await
+        .expect("a retry replays even after the token ended");
+    assert_eq!(replay.reservation_id, affordable.id);
+    assert_books_balance(&stage.app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn charging_points_is_idempotent_and_bounded() {
+    let stage = stage(1, 1, 0, |config| config.max_charge_points = 50_000).await;
+    let services = &stage.app.services;
+
+    let first = payment::charge_points(services, viewer(1), 30_000, "topup-1")
+        .await
+        .unwrap();
+    let again = payment::charge_points(services, viewer(1), 30_000, "topup-1")
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    assert_eq!(stage.balance(1).await, 30_000);
+
+    for amount in [0, -5, 50_001] {
+        let refused = payment::charge_points(services, viewer(1), amount, "topup-2").await;
+        assert_eq!(refused.unwrap_err().code(), "INVALID_INPUT", "{amount}");
+    }
+    // Concurrent distinct keys all land.
+    let semaphore = Arc::new(Semaphore::new(10));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (app, semaphore) = (stage.app.clone(), semaphore.clone());
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire().await.unwrap();
+                payment::charge_points(&app.services, viewer(1), 100, &format!("many-{i}"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(stage.balance(1).await, 32_000);
+    assert_books_balance(&stage.app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
+    let stage = stage(2, 1, 1_000_000, |_| {}).await;
+    let held = stage.hold(1, 1).await;
+    payment::cancel(&stage.app.services, viewer(1), held.id)
+        .await
+        .expect("a hold is cancelled");
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'AVAILABLE'"
+        )
+        .await,
+        2
+    );
+
+    let booked = stage.hold(1, 2).await;
+    stage.pay(1, &booked, "buy").await.unwrap();
+    payment::cancel(&stage.app.services, viewer(1), booked.id)
+        .await
+        .expect("a booking is cancelled");
+    assert_eq!(stage.balance(1).await, 1_000_000, "refunded");
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT count(*) AS n FROM point_ledger WHERE reason = 'REFUND'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &stage.app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'AVAILABLE'"
+        )
+        .await,
+        2
+    );
+    let twice = payment::cancel(&stage.app.services, viewer(1), booked.id).await;
+    assert_eq!(twice.unwrap_err().code(), "HOLD_CANCELLED");
+    assert_books_balance(&stage.app).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_journey_over_graphql() {
+    let stage = stage(5, 1, 1_000_000, |_| {}).await;
+    let app = &stage.app;
+    let headers = [
+        ("authorization", format!("Bearer {}", app.token_for(1))),
+        ("queue-token", stage.token(1).to_owned()),
+    ];
+
+    let held = app
+        .graphql_with_headers(
+            "mutation { holdBestAvailable(scheduleId: \"1\", count: 2) { id totalPrice } }",
+            json!({}),
+            &headers,
+        )
+        .await;
+    let reservation_id = held["data"]["holdBestAvailable"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{held}"))
+        .to_owned();
+    let paid = app
+        .graphql_with_headers(
+            "mutation($r: ID!) { pay(reservationId: $r, idempotencyKey: \"k1\") { amount balanceAfter reservation { status } } }",
+            json!({ "r": reservation_id }),
+            &headers,
+        )
+        .await;
+    assert!(paid.get("errors").is_none(), "{paid}");
+    assert_eq!(paid["data"]["pay"]["reservation"]["status"], "CONFIRMED");
+
+    let me = app
+        .graphql_as(1, "{ me { points ledger { delta reason } reservations { status payment { amount } seats { number status } } } }", json!({}))
+        .await;
+    assert!(me.get("errors").is_none(), "{me}");
+    let account = &me["data"]["me"];
+    assert_eq!(account["points"], paid["data"]["pay"]["balanceAfter"]);
+    assert_eq!(account["ledger"][0]["reason"], "PAYMENT");
+    assert_eq!(
+        account["reservations"][0]["payment"]["amount"],
+        paid["data"]["pay"]["amount"]
+    );
+    assert_eq!(
+        account["reservations"][0]["seats"],
+        json!([{ "number": 1, "status": "SOLD" }, { "number": 2, "status": "SOLD" }])
+    );
+
+    let anonymous = app.graphql("{ me { points } }").await;
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+}
