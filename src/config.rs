@@ -124,6 +124,11 @@ pub struct Config {
     #[arg(long, env = "HOLD_MAX_SEATS", default_value_t = 4)]
     pub hold_max_seats: u32,
 
+    /// How long a schedule's seat map stays cached in Redis; 0 disables the cache.
+    /// Env `SEAT_MAP_CACHE_TTL_SECONDS`.
+    #[arg(long, env = "SEAT_MAP_CACHE_TTL_SECONDS", default_value_t = 2)]
+    pub seat_map_cache_ttl_seconds: u64,
+
     /// Largest single `chargePoints` amount. Env `MAX_CHARGE_POINTS`.
     #[arg(long, env = "MAX_CHARGE_POINTS", default_value_t = 10_000_000)]
     pub max_charge_points: i64,

@@ -98,7 +98,7 @@ async fn graphql(
         .identify(header(header::AUTHORIZATION.as_str()));
     let queue_token = QueueTokenHeader(header(QUEUE_TOKEN_HEADER).map(str::to_owned));
     let batch = batch
-        .data(Loaders::new(&state.services.db))
+        .data(Loaders::new(&state.services))
         .data(identity)
         .data(queue_token);
     match tokio::time::timeout(config.request_timeout(), state.schema.execute_batch(batch)).await {
@@ -190,7 +190,7 @@ fn connection_data(
         return Err(async_graphql::Error::new(reason.clone()));
     }
     let mut data = async_graphql::Data::default();
-    data.insert(Loaders::new(&services.db));
+    data.insert(Loaders::new(services));
     data.insert(identity);
     Ok(data)
 }

@@ -142,3 +142,48 @@ impl RedisStore {
         metrics::gauge!(m::REDIS_POOL_IDLE).set(f64::from(state.idle_connections));
     }
 }
+
+/// Listens to Redis pub/sub `channels` until cancelled, handing every message to `handle`
+/// (channel, payload). Reconnects a second after Redis fails, so fan-out recovers by itself.
+pub async fn listen(
+    redis_url: String,
+    channels: Vec<String>,
+    handle: impl Fn(&str, &[u8]) + Send + Sync + 'static,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            result = listen_once(&redis_url, &channels, &handle) => {
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "Redis pub/sub listener lost Redis; reconnecting");
+                }
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn listen_once(
+    redis_url: &str,
+    channels: &[String],
+    handle: &(impl Fn(&str, &[u8]) + Sync),
+) -> redis::RedisResult<()> {
+    use futures::StreamExt;
+    let client = redis::Client::open(redis_url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    for channel in channels {
+        pubsub.subscribe(channel).await?;
+    }
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        handle(message.get_channel_name(), message.get_payload_bytes());
+    }
+    Err(RedisError::from((
+        redis::ErrorKind::Io,
+        "pub/sub connection closed",
+    )))
+}

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
+use crate::booking::seat_map::SeatMap;
 use crate::catalogue::ConcertDirectory;
 use crate::config::{Config, DEV_JWT_SECRET};
 use crate::db::Database;
@@ -29,6 +30,7 @@ pub struct Services {
     pub queue: Queue,
     pub queue_broadcast: Arc<QueueBroadcast>,
     pub concerts: ConcertDirectory,
+    pub seat_map: SeatMap,
 }
 
 impl Services {
@@ -40,6 +42,7 @@ impl Services {
             queue: Queue::new(redis.clone(), QueueSettings::from_config(&config)),
             queue_broadcast: Arc::default(),
             concerts: ConcertDirectory::default(),
+            seat_map: SeatMap::new(redis.clone(), config.seat_map_cache_ttl_seconds),
             redis,
             kafka: Kafka::connect(&config)?,
             auth: Authenticator::new(&config),
@@ -54,9 +57,20 @@ impl Services {
         if config.queue_tick_ms > 0 {
             tokio::spawn(Admitter::new(self.queue.clone()).run(cancel.clone()));
         }
-        tokio::spawn(self.queue_broadcast.clone().run_listener(
+        let (ticks, seat_changes) = (self.queue.ticks_channel(), self.seat_map.channel());
+        let (broadcast, seat_map) = (self.queue_broadcast.clone(), self.seat_map.clone());
+        let dispatch = move |channel: &str, payload: &[u8]| {
+            if channel == ticks {
+                broadcast.receive(payload);
+            } else if channel == seat_changes {
+                seat_map.receive(payload);
+            }
+        };
+        let channels = vec![self.queue.ticks_channel(), self.seat_map.channel()];
+        tokio::spawn(crate::redis_store::listen(
             config.redis_url.clone(),
-            self.queue.ticks_channel(),
+            channels,
+            dispatch,
             cancel.clone(),
         ));
         let presence_period = std::time::Duration::from_millis(

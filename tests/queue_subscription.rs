@@ -3,49 +3,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::TestApp;
+use common::ws::{connect, next_json, subscribe};
 use concert_reservation::auth::Viewer;
 use concert_reservation::ids::{ConcertId, UserId};
 use concert_reservation::seed::SeedOptions;
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, authorization: &str) -> Socket {
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket upgrade");
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": authorization } });
-    socket.send(Message::text(init.to_string())).await.unwrap();
-    socket
-}
-
-/// The next JSON message, or None when the server closed the socket.
-async fn next_json(socket: &mut Socket) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(15), socket.next())
-            .await
-            .expect("a message within 15 s")
-        {
-            Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).unwrap()),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => {}
-        }
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribers_get_waiting_updates_then_active() {
@@ -84,23 +47,17 @@ async fn subscribers_get_waiting_updates_then_active() {
         .await
         .unwrap();
 
-    let mut socket = connect(&app, &format!("Bearer {}", app.token_for(3))).await;
+    let mut socket = connect(
+        &app,
+        json!({ "Authorization": format!("Bearer {}", app.token_for(3)) }),
+    )
+    .await;
     assert_eq!(
         next_json(&mut socket).await.unwrap()["type"],
         "connection_ack"
     );
-    let subscribe = json!({
-        "id": "1",
-        "type": "subscribe",
-        "payload": {
-            "query": "subscription($t: String!) { queueStatus(token: $t) { status position estimatedWaitSeconds } }",
-            "variables": { "t": mine.token },
-        },
-    });
-    socket
-        .send(Message::text(subscribe.to_string()))
-        .await
-        .unwrap();
+    let query = "subscription($t: String!) { queueStatus(token: $t) { status position estimatedWaitSeconds } }";
+    subscribe(&mut socket, "1", query, json!({ "t": mine.token })).await;
 
     let mut updates = Vec::new();
     while let Some(message) = next_json(&mut socket).await {
@@ -144,7 +101,7 @@ async fn subscribers_get_waiting_updates_then_active() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_access_token_is_refused_at_connection_init() {
     let app = TestApp::spawn().await;
-    let mut socket = connect(&app, "Bearer not-a-jwt").await;
+    let mut socket = connect(&app, json!({ "Authorization": "Bearer not-a-jwt" })).await;
     assert_eq!(
         next_json(&mut socket).await,
         None,
@@ -155,32 +112,14 @@ async fn a_bad_access_token_is_refused_at_connection_init() {
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribing_needs_an_identity() {
     let app = TestApp::spawn().await;
-    let mut request = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({ "type": "connection_init" }).to_string(),
-        ))
-        .await
-        .unwrap();
+    let mut socket = connect(&app, json!({})).await;
     assert_eq!(
         next_json(&mut socket).await.unwrap()["type"],
         "connection_ack"
     );
-    let subscribe = json!({
-        "id": "1", "type": "subscribe",
-        "payload": { "query": "subscription { queueStatus(token: \"1.00000000000000000000000000000000\") { status } }" },
-    });
-    socket
-        .send(Message::text(subscribe.to_string()))
-        .await
-        .unwrap();
+    let query =
+        "subscription { queueStatus(token: \"1.00000000000000000000000000000000\") { status } }";
+    subscribe(&mut socket, "1", query, json!({})).await;
     let reply = next_json(&mut socket).await.unwrap();
     assert_eq!(
         reply["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",

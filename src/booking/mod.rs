@@ -3,6 +3,7 @@
 //! it asked for at once, or is told at once that they are gone, and holds nothing.
 
 pub mod models;
+pub mod seat_map;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use crate::metrics as m;
 use crate::startup::Services;
 
 pub use models::Reservation;
+use seat_map::SeatChange;
 
 /// Which seats a hold wants.
 #[derive(Debug, Clone)]
@@ -86,7 +88,16 @@ pub async fn hold(
         .increment(1);
     metrics::histogram!(m::HOLD_DURATION_SECONDS, "kind" => choice.outcome_label())
         .record(started.elapsed().as_secs_f64());
-    result
+    let (reservation, seat_ids) = result?;
+    services
+        .seat_map
+        .changed(SeatChange {
+            schedule_id,
+            seat_ids,
+            status: SeatStatus::Held,
+        })
+        .await;
+    Ok(reservation)
 }
 
 fn validate(choice: &SeatChoice, max_seats: u32) -> AppResult<()> {
@@ -123,7 +134,7 @@ async fn hold_in_transaction(
     schedule: ScheduleId,
     choice: &SeatChoice,
     ttl: Duration,
-) -> AppResult<Reservation> {
+) -> AppResult<(Reservation, Vec<SeatId>)> {
     // The caller's own hold on this schedule that ran out no longer counts as their one live hold.
     let own: Vec<ReservationId> = reservations::table
         .filter(reservations::user_id.eq(user))
@@ -232,7 +243,7 @@ async fn hold_in_transaction(
         serde_json::json!({ "reservation_id": reservation.id, "schedule_id": schedule, "user_id": user, "seat_ids": seat_ids, "expires_at": expires_at }),
     )
     .await?;
-    Ok(reservation)
+    Ok((reservation, seat_ids))
 }
 
 /// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK

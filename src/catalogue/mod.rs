@@ -30,7 +30,9 @@ pub struct Schedule {
     pub venue: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(
+    Debug, Clone, Queryable, Selectable, Identifiable, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = seats, check_for_backend(diesel::pg::Pg))]
 pub struct Seat {
     pub id: SeatId,

@@ -3,7 +3,18 @@
 use diesel_derive_enum::DbEnum;
 
 /// Where a seat is in its sale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    DbEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[ExistingTypePath = "crate::db::schema::sql_types::SeatStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum SeatStatus {
@@ -13,7 +24,18 @@ pub enum SeatStatus {
 }
 
 /// Seat grades, best first (the database enum sorts in this order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    DbEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[ExistingTypePath = "crate::db::schema::sql_types::SeatGrade"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum SeatGrade {
@@ -24,7 +46,18 @@ pub enum SeatGrade {
 }
 
 /// Life of a reservation: HELD, then CONFIRMED by payment, or CANCELLED / EXPIRED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    DbEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[ExistingTypePath = "crate::db::schema::sql_types::ReservationStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum ReservationStatus {
@@ -35,7 +68,18 @@ pub enum ReservationStatus {
 }
 
 /// Why a balance changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, DbEnum, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    DbEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[ExistingTypePath = "crate::db::schema::sql_types::LedgerReason"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
 pub enum LedgerReason {

@@ -1,12 +1,17 @@
 //! Seat holds. Both mutations need an ACTIVE queue token of the caller for the schedule's concert
 //! in the `Queue-Token` header.
 
-use async_graphql::{Context, ID, Object, Result};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
+use futures::Stream;
+use tokio::sync::broadcast;
 
 use crate::booking::models::Payment;
+use crate::booking::seat_map::SeatChange;
 use crate::booking::{self, Reservation, SeatChoice};
-use crate::db::enums::ReservationStatus;
+use crate::db::enums::{ReservationStatus, SeatStatus};
 use crate::error::AppError;
 use crate::graphql::catalogue::{ScheduleObject, SeatObject};
 use crate::graphql::{QueueTokenHeader, loaders, services, viewer};
@@ -44,6 +49,51 @@ impl BookingMutation {
         let schedule_id = ScheduleId::parse(&schedule_id)?;
         let count = u32::try_from(count).unwrap_or(0);
         hold(ctx, schedule_id, SeatChoice::BestAvailable(count)).await
+    }
+}
+
+#[derive(Default)]
+pub struct BookingSubscription;
+
+#[Subscription]
+impl BookingSubscription {
+    /// Seat status changes of one schedule as they commit (holds, payments, cancellations). A
+    /// listener that falls too far behind skips to the newest changes: refetch the seat map then.
+    async fn seat_changes(
+        &self,
+        ctx: &Context<'_>,
+        schedule_id: ID,
+    ) -> Result<impl Stream<Item = SeatChangeObject>> {
+        let schedule_id = ScheduleId::parse(&schedule_id)?;
+        let mut changes = services(ctx).seat_map.subscribe();
+        Ok(async_stream::stream! {
+            loop {
+                match changes.recv().await {
+                    Ok(change) if change.schedule_id == schedule_id => yield SeatChangeObject(change),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+}
+
+/// Seats of a schedule that changed status together.
+pub struct SeatChangeObject(Arc<SeatChange>);
+
+#[Object(name = "SeatChange")]
+impl SeatChangeObject {
+    async fn schedule_id(&self) -> ID {
+        self.0.schedule_id.into()
+    }
+
+    async fn seat_ids(&self) -> Vec<ID> {
+        self.0.seat_ids.iter().map(|&id| id.into()).collect()
+    }
+
+    /// Their new status.
+    async fn status(&self) -> SeatStatus {
+        self.0.status
     }
 }
 

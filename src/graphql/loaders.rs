@@ -7,10 +7,12 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::booking::Reservation;
 use crate::booking::models::Payment;
+use crate::booking::seat_map::SeatMap;
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::Database;
 use crate::error::AppError;
 use crate::ids::{ConcertId, ReservationId, ScheduleId};
+use crate::startup::Services;
 
 /// A loader's failure, shared by every field that waited for the batch.
 #[derive(Clone)]
@@ -43,7 +45,8 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: &Database) -> Self {
+    pub fn new(services: &Services) -> Self {
+        let db = &services.db;
         fn loader<T: Send + Sync + 'static>(inner: T) -> Arc<DataLoader<T>> {
             Arc::new(DataLoader::new(inner, tokio::spawn).max_batch_size(MAX_BATCH))
         }
@@ -51,7 +54,7 @@ impl Loaders {
             concerts: loader(ConcertsById(db.clone())),
             schedules: loader(SchedulesById(db.clone())),
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
-            seats_by_schedule: loader(SeatsBySchedule(db.clone())),
+            seats_by_schedule: loader(SeatsBySchedule(db.clone(), services.seat_map.clone())),
             seats_by_reservation: loader(SeatsByReservation(db.clone())),
             payment_by_reservation: loader(PaymentByReservation(db.clone())),
         }
@@ -61,7 +64,8 @@ impl Loaders {
 pub struct ConcertsById(Database);
 pub struct SchedulesById(Database);
 pub struct SchedulesByConcert(Database);
-pub struct SeatsBySchedule(Database);
+/// Seat maps come from the short-lived Redis cache; misses are read in one statement and cached.
+pub struct SeatsBySchedule(Database, SeatMap);
 pub struct SeatsByReservation(Database);
 pub struct PaymentByReservation(Database);
 
@@ -112,10 +116,25 @@ impl Loader<ScheduleId> for SeatsBySchedule {
         &self,
         ids: &[ScheduleId],
     ) -> Result<HashMap<ScheduleId, Vec<Seat>>, Self::Error> {
-        let mut conn = self.0.conn().await?;
-        Ok(Seat::for_schedules(&mut conn, ids)
-            .await
-            .map_err(AppError::from)?)
+        let mut maps = self.1.cached(ids).await;
+        let missing: Vec<ScheduleId> = ids
+            .iter()
+            .filter(|id| !maps.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let mut conn = self.0.conn().await?;
+            let mut loaded = Seat::for_schedules(&mut conn, &missing)
+                .await
+                .map_err(AppError::from)?;
+            // A schedule without seats is cached as empty too.
+            for id in &missing {
+                loaded.entry(*id).or_default();
+            }
+            self.1.store(&loaded).await;
+            maps.extend(loaded);
+        }
+        Ok(maps)
     }
 }
 

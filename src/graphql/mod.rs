@@ -35,7 +35,7 @@ pub struct Mutation(
 
 /// Pushed updates, over the websocket at `/graphql/ws`.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(queue::QueueSubscription);
+pub struct Subscription(queue::QueueSubscription, booking::BookingSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::NewLedgerEntry;
 use crate::auth::Viewer;
+use crate::booking::seat_map::SeatChange;
 use crate::booking::{Reservation, write_event};
 use crate::catalogue::Schedule;
 use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
 use crate::db::schema::{payments, point_ledger, reservation_seats, reservations, seats, users};
 use crate::error::{AppError, AppResult};
-use crate::ids::{ReservationId, UserId};
+use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
 use crate::startup::Services;
 
@@ -112,7 +113,17 @@ async fn pay_once(
     )
     .await);
     let receipt = match outcome? {
-        Some(receipt) => receipt,
+        Some((receipt, schedule_id, seat_ids)) => {
+            services
+                .seat_map
+                .changed(SeatChange {
+                    schedule_id,
+                    seat_ids,
+                    status: SeatStatus::Sold,
+                })
+                .await;
+            receipt
+        }
         // A concurrent request with this key committed first: replay what it stored.
         None => idempotency::replay(&mut conn, user, key, &request)
             .await?
@@ -138,7 +149,7 @@ async fn pay_in_transaction(
     reservation_id: ReservationId,
     key: &str,
     request: &str,
-) -> AppResult<Option<Receipt>> {
+) -> AppResult<Option<(Receipt, ScheduleId, Vec<SeatId>)>> {
     if !idempotency::claim(conn, user, key, "pay", request).await? {
         return Ok(None);
     }
@@ -197,13 +208,14 @@ async fn pay_in_transaction(
     let seat_ids = reservation_seats::table
         .filter(reservation_seats::reservation_id.eq(reservation_id))
         .select(reservation_seats::seat_id);
-    diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
+    let sold: Vec<SeatId> = diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
         .set((
             seats::status.eq(SeatStatus::Sold),
             seats::held_until.eq(None::<DateTime<Utc>>),
             seats::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
+        .returning(seats::id)
+        .get_results(conn)
         .await?;
     diesel::update(reservations::table.find(reservation_id))
         .set((
@@ -227,7 +239,7 @@ async fn pay_in_transaction(
     )
     .await?;
     idempotency::store(conn, user, key, &receipt).await?;
-    Ok(Some(receipt))
+    Ok(Some((receipt, reservation.schedule_id, sold)))
 }
 
 /// Adds `amount` points to the viewer's balance, once per idempotency key.
@@ -342,13 +354,14 @@ pub async fn cancel(
         let seat_ids = reservation_seats::table
             .filter(reservation_seats::reservation_id.eq(reservation_id))
             .select(reservation_seats::seat_id);
-        diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
+        let freed: Vec<SeatId> = diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
             .set((
                 seats::status.eq(SeatStatus::Available),
                 seats::held_until.eq(None::<DateTime<Utc>>),
                 seats::updated_at.eq(diesel::dsl::now),
             ))
-            .execute(tx)
+            .returning(seats::id)
+            .get_results(tx)
             .await?;
         let cancelled: Reservation = diesel::update(reservations::table.find(reservation_id))
             .set((
@@ -365,12 +378,19 @@ pub async fn cancel(
             serde_json::json!({ "reservation_id": reservation_id, "schedule_id": reservation.schedule_id, "refunded": reservation.status == ReservationStatus::Confirmed }),
         )
         .await?;
-        Ok(cancelled)
+        Ok((cancelled, freed))
     });
     let outcome = match &result {
         Ok(_) => "cancelled",
         Err(err) => err.code(),
     };
     metrics::counter!(m::CANCELLATIONS_TOTAL, "outcome" => outcome).increment(1);
-    result
+    let (cancelled, freed) = result?;
+    let change = SeatChange {
+        schedule_id: cancelled.schedule_id,
+        seat_ids: freed,
+        status: SeatStatus::Available,
+    };
+    services.seat_map.changed(change).await;
+    Ok(cancelled)
 }

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -100,44 +99,12 @@ impl QueueBroadcast {
             .collect()
     }
 
-    /// Listens to the tick channel until cancelled, reconnecting after Redis failures.
-    pub async fn run_listener(
-        self: Arc<Self>,
-        redis_url: String,
-        channel: String,
-        cancel: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                result = self.listen_once(&redis_url, &channel) => {
-                    if let Err(err) = result {
-                        tracing::warn!(error = %err, "queue tick listener lost Redis; reconnecting");
-                    }
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+    /// Handles one message of the tick channel.
+    pub fn receive(&self, payload: &[u8]) {
+        match serde_json::from_slice::<Tick>(payload) {
+            Ok(tick) => self.deliver(tick),
+            Err(err) => tracing::warn!(error = %err, "ignoring a malformed queue tick"),
         }
-    }
-
-    async fn listen_once(&self, redis_url: &str, channel: &str) -> redis::RedisResult<()> {
-        let client = redis::Client::open(redis_url)?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        let mut messages = pubsub.on_message();
-        while let Some(message) = messages.next().await {
-            match serde_json::from_slice::<Tick>(message.get_payload_bytes()) {
-                Ok(tick) => self.deliver(tick),
-                Err(err) => tracing::warn!(error = %err, "ignoring a malformed queue tick"),
-            }
-        }
-        Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "pub/sub connection closed",
-        )))
     }
 
     /// Every `period`, marks the tokens of live subscribers as seen (one command per concert).

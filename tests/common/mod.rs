@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod outage;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,122 @@
+//! The seat map: served from a short-lived Redis cache, invalidated by every change, and changes
+//! pushed to `seatChanges` subscribers.
+
+mod common;
+
+use common::TestApp;
+use common::ws::{connect, next_json, subscribe};
+use concert_reservation::auth::Viewer;
+use concert_reservation::booking::{self, SeatChoice};
+use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
+use concert_reservation::payment;
+use concert_reservation::queue::admitter::Admitter;
+use concert_reservation::seed::SeedOptions;
+use serde_json::json;
+
+const SEATS: &str = "{ schedule(id: \"1\") { seats { number status } } }";
+
+async fn staged() -> (TestApp, String) {
+    let app = TestApp::spawn_with(|config| config.seat_map_cache_ttl_seconds = 60).await;
+    app.seed(SeedOptions {
+        concerts: 1,
+        schedules_per_concert: 1,
+        seats_per_schedule: 3,
+        users: 1,
+        ..SeedOptions::default()
+    })
+    .await;
+    let token = app
+        .services
+        .queue
+        .enter(Viewer { user_id: UserId(1) }, ConcertId(1))
+        .await
+        .unwrap()
+        .token;
+    Admitter::new(app.services.queue.clone())
+        .tick(ConcertId(1), 1)
+        .await
+        .unwrap();
+    (app, token)
+}
+
+fn statuses(body: &serde_json::Value) -> Vec<String> {
+    body["data"]["schedule"]["seats"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|seat| seat["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
+    let (app, token) = staged().await;
+    app.graphql(SEATS).await;
+    let before = app.statements_run();
+    let cached = app.graphql(SEATS).await;
+    assert_eq!(
+        app.statements_run() - before,
+        1,
+        "only the schedule is read; its seats come from the cache"
+    );
+    assert_eq!(statuses(&cached), ["AVAILABLE", "AVAILABLE", "AVAILABLE"]);
+
+    let viewer = Viewer { user_id: UserId(1) };
+    let choice = SeatChoice::Chosen(vec![SeatId(2)]);
+    let held = booking::hold(&app.services, viewer, Some(&token), ScheduleId(1), choice)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&app.graphql(SEATS).await),
+        ["AVAILABLE", "HELD", "AVAILABLE"],
+        "the hold invalidated the cache"
+    );
+
+    payment::pay(&app.services, viewer, Some(&token), held.id, "k")
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&app.graphql(SEATS).await),
+        ["AVAILABLE", "SOLD", "AVAILABLE"],
+        "the payment invalidated it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seat_changes_are_pushed_to_subscribers() {
+    let (app, token) = staged().await;
+    let mut socket = connect(&app, json!({})).await;
+    assert_eq!(
+        next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    subscribe(
+        &mut socket,
+        "s",
+        "subscription { seatChanges(scheduleId: \"1\") { scheduleId seatIds status } }",
+        json!({}),
+    )
+    .await;
+    // The subscription is registered once the server has read the message; give it a moment.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let viewer = Viewer { user_id: UserId(1) };
+    let choice = SeatChoice::Chosen(vec![SeatId(1), SeatId(3)]);
+    let held = booking::hold(&app.services, viewer, Some(&token), ScheduleId(1), choice)
+        .await
+        .unwrap();
+    let first = next_json(&mut socket).await.unwrap();
+    assert_eq!(
+        first["payload"]["data"]["seatChanges"],
+        json!({ "scheduleId": "1", "seatIds": ["1", "3"], "status": "HELD" })
+    );
+
+    payment::cancel(&app.services, viewer, held.id)
+        .await
+        .unwrap();
+    let second = next_json(&mut socket).await.unwrap();
+    assert_eq!(
+        second["payload"]["data"]["seatChanges"]["status"], "AVAILABLE",
+        "{second}"
+    );
+}
