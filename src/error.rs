@@ -145,8 +145,9 @@ impl AppError {
     fn log_cause(&self) {
         match self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            // Frequent under load: the cause chain, never a backtrace.
             Self::Unavailable(cause) | Self::QueueUnavailable(cause) => {
-                tracing::warn!(error = ?cause, "dependency unavailable")
+                tracing::warn!(error = %format_args!("{cause:#}"), "dependency unavailable")
             }
             _ => {}
         }

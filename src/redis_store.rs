@@ -96,9 +96,15 @@ impl RedisStore {
     /// Builds the pool without connecting, so the server starts while Redis is down and
     /// recovers by itself when it returns.
     pub fn connect(config: &Config) -> anyhow::Result<Self> {
+        Self::connect_sized(config, config.redis_pool_size)
+    }
+
+    /// A separate pool of `max_size` connections, for background work that must not queue
+    /// behind requests.
+    pub fn connect_sized(config: &Config, max_size: u32) -> anyhow::Result<Self> {
         let manager = RedisManager(RedisConnectionManager::new(config.redis_url.as_str())?);
         let pool = bb8::Pool::builder()
-            .max_size(config.redis_pool_size)
+            .max_size(max_size)
             .connection_timeout(Duration::from_secs(2))
             .test_on_check_out(false)
             .build_unchecked(manager);

@@ -52,10 +52,11 @@ impl Services {
 
     /// Starts the background work of this instance: the queue admitter (unless QUEUE_TICK_MS is
     /// 0), the tick listener and the presence refresher. All stop when `cancel` fires.
-    pub fn spawn_background(&self, cancel: &CancellationToken) {
+    pub fn spawn_background(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
         let config = &self.config;
         if config.queue_tick_ms > 0 {
-            tokio::spawn(Admitter::new(self.queue.clone()).run(cancel.clone()));
+            let own_pool = self.queue.with_store(RedisStore::connect_sized(config, 2)?);
+            tokio::spawn(Admitter::new(own_pool).run(cancel.clone()));
         }
         let (ticks, seat_changes) = (self.queue.ticks_channel(), self.seat_map.channel());
         let (broadcast, seat_map) = (self.queue_broadcast.clone(), self.seat_map.clone());
@@ -81,6 +82,7 @@ impl Services {
             presence_period,
             cancel.clone(),
         ));
+        Ok(())
     }
 }
 
@@ -114,7 +116,7 @@ impl Application {
         let services = Services::connect(config)?;
         services.kafka.ensure_topics().await?;
         let background = CancellationToken::new();
-        services.spawn_background(&background);
+        services.spawn_background(&background)?;
         let schema = graphql::build_schema(services.clone());
         Ok(Self {
             listener,

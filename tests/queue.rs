@@ -168,6 +168,15 @@ async fn the_admitter_loop_admits_at_the_configured_rate() {
         (20..=50).contains(&active),
         "{active} admitted in 2 s at 20/s"
     );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"queue_wait_seconds_bucket{concert="1",le="600"}"#),
+        "waits are bucketed in minutes: {metrics}"
+    );
+    assert!(
+        metrics.contains(r#"queue_admissions_total{concert="1"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

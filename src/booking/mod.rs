@@ -2,6 +2,7 @@
 //! under a stampede nobody waits behind another fan's lock — each request either gets every seat
 //! it asked for at once, or is told at once that they are gone, and holds nothing.
 
+pub mod expiry;
 pub mod models;
 pub mod seat_map;
 
@@ -144,7 +145,7 @@ async fn hold_in_transaction(
         .select(reservations::id)
         .load(conn)
         .await?;
-    expire_past_due(conn, &own).await?;
+    expiry::expire(conn, &own).await?;
 
     // Lock what is free, in a fixed order, skipping rows another transaction is locking now.
     let locked: Vec<Seat> = match choice {
@@ -192,7 +193,7 @@ async fn hold_in_transaction(
             .select(reservation_seats::reservation_id)
             .load(conn)
             .await?;
-        expire_past_due(conn, &holders).await?;
+        expiry::expire(conn, &holders).await?;
     }
 
     let expires_at = Utc::now() + ttl;
@@ -244,43 +245,6 @@ async fn hold_in_transaction(
     )
     .await?;
     Ok((reservation, seat_ids))
-}
-
-/// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK
-/// releases their seats from the one-live-reservation index) and records a `seats.expired` event
-/// for each. Seats keep status HELD with a past `held_until`, which every hold treats as free.
-async fn expire_past_due(conn: &mut AsyncPgConnection, ids: &[ReservationId]) -> AppResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let expired: Vec<(ReservationId, ScheduleId)> = diesel::update(
-        reservations::table
-            .filter(reservations::id.eq_any(ids))
-            .filter(reservations::status.eq(ReservationStatus::Held))
-            .filter(reservations::expires_at.le(diesel::dsl::now)),
-    )
-    .set((
-        reservations::status.eq(ReservationStatus::Expired),
-        reservations::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning((reservations::id, reservations::schedule_id))
-    .get_results(conn)
-    .await?;
-    for (reservation, schedule) in expired {
-        let seat_ids: Vec<SeatId> = reservation_seats::table
-            .filter(reservation_seats::reservation_id.eq(reservation))
-            .select(reservation_seats::seat_id)
-            .load(conn)
-            .await?;
-        write_event(
-            conn,
-            "seats.expired",
-            schedule,
-            serde_json::json!({ "reservation_id": reservation, "schedule_id": schedule, "seat_ids": seat_ids }),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Why the seats could not all be locked: a seat of another schedule is bad input; anything else

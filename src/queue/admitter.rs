@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +17,14 @@ use crate::queue::{Keys, Queue, Tick, now_ms, unavailable};
 pub struct Admitter {
     queue: Queue,
     instance: String,
-    /// Fractions of an admission carried to the next tick, so low rates stay exact.
-    carry: Mutex<HashMap<ConcertId, f64>>,
+    /// Per concert: when its budget was last computed, and the fraction of an admission carried
+    /// over, so the rate holds over time whatever the tick jitter.
+    pace: Mutex<HashMap<ConcertId, Pace>>,
+}
+
+struct Pace {
+    last: Instant,
+    credit: f64,
 }
 
 impl Admitter {
@@ -26,7 +32,7 @@ impl Admitter {
         Self {
             queue,
             instance: uuid::Uuid::new_v4().to_string(),
-            carry: Mutex::default(),
+            pace: Mutex::default(),
         }
     }
 
@@ -43,7 +49,8 @@ impl Admitter {
             }
             if let Err(err) = self.tick_all().await {
                 metrics::counter!(m::QUEUE_TICK_FAILURES_TOTAL).increment(1);
-                tracing::warn!(error = %err, "queue admission tick failed");
+                let cause = std::error::Error::source(&err).map(ToString::to_string);
+                tracing::warn!(error = %err, cause, "queue admission tick failed");
             }
         }
     }
@@ -60,26 +67,54 @@ impl Admitter {
         };
         for concert in concerts.into_iter().map(ConcertId) {
             let budget = self.budget(concert);
-            if self.tick(concert, budget).await?.is_none() {
-                self.carry
-                    .lock()
-                    .expect("carry map is never poisoned")
-                    .remove(&concert);
+            match self.tick(concert, budget).await {
+                Ok(Some(_)) => {}
+                // Another instance leads this concert: start afresh if the lease comes back.
+                Ok(None) => {
+                    self.pace
+                        .lock()
+                        .expect("pace map is never poisoned")
+                        .remove(&concert);
+                }
+                Err(err) => {
+                    self.refund(concert, budget);
+                    return Err(err);
+                }
             }
         }
         Ok(())
     }
 
-    /// Admissions allowed this tick: the configured rate times the tick period, plus what earlier
-    /// ticks could not admit as a whole number.
+    /// Admissions allowed now: the configured rate times the time since this concert's last
+    /// budget (so a late tick makes up for its delay, up to three periods), plus the fraction
+    /// carried over.
     fn budget(&self, concert: ConcertId) -> u32 {
         let settings = self.queue.settings();
-        let mut carry = self.carry.lock().expect("carry map is never poisoned");
-        let credit = carry.entry(concert).or_default();
-        let total = *credit + settings.admit_per_second * settings.tick_ms as f64 / 1000.0;
+        let period = Duration::from_millis(settings.tick_ms.max(1));
+        let now = Instant::now();
+        let mut pace = self.pace.lock().expect("pace map is never poisoned");
+        let pace = pace.entry(concert).or_insert(Pace {
+            last: now - period,
+            credit: 0.0,
+        });
+        let elapsed = now.duration_since(pace.last).min(period * 3);
+        pace.last = now;
+        let total = pace.credit + settings.admit_per_second * elapsed.as_secs_f64();
         let whole = total.floor();
-        *credit = total - whole;
+        pace.credit = total - whole;
         whole as u32
+    }
+
+    /// Gives back the budget of a tick that failed, so the next one makes up for it.
+    fn refund(&self, concert: ConcertId, budget: u32) {
+        if let Some(pace) = self
+            .pace
+            .lock()
+            .expect("pace map is never poisoned")
+            .get_mut(&concert)
+        {
+            pace.credit += f64::from(budget);
+        }
     }
 
     /// Runs one tick of `concert`, admitting at most `admit_max`. `None` when another instance

@@ -194,6 +194,15 @@ impl Queue {
         }
     }
 
+    /// The same queue over another Redis pool (the admitter uses its own, so request load
+    /// cannot starve admission ticks).
+    pub fn with_store(&self, redis: RedisStore) -> Self {
+        Self {
+            redis,
+            ..self.clone()
+        }
+    }
+
     pub fn settings(&self) -> &QueueSettings {
         &self.settings
     }

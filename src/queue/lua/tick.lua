@@ -5,7 +5,7 @@
 --      positions behind them stay exact);
 --   3. up to `admit_max` of the oldest WAITING tokens become ACTIVE, while ACTIVE stays under the cap;
 --   4. `head` (highest seq ever admitted) moves on and `gone` forgets seqs at or below it;
---   5. `rate`, the observed admissions per second, is smoothed for ETAs.
+--   5. `rate`, the observed admissions per second over >= 2 s windows, is smoothed for ETAs.
 -- Every WAITING token has seq > head, so a token's position is seq - head - |gone in (head, seq)|.
 -- KEYS: 1 waiting zset, 2 active zset, 3 seen zset, 4 gone zset, 5 meta hash, 6 lease, 7 concerts set
 -- ARGV: 1 instance id, 2 now ms, 3 admit_max, 4 cap, 5 active ttl ms, 6 grace ms,
@@ -70,14 +70,27 @@ if slots > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', head)
 
--- Exponentially smoothed admissions per second over ticks with someone waiting to be admitted.
-local rate = tonumber(redis.call('HGET', KEYS[5], 'rate') or '0')
-local last = tonumber(redis.call('HGET', KEYS[5], 'last_tick_ms') or '0')
+-- Admissions per second, measured over windows of at least 2 s (single ticks are too jittery to
+-- divide by) and smoothed; only while someone is waiting, so an idle queue keeps its last rate.
+local meta = redis.call('HMGET', KEYS[5], 'rate', 'window_start_ms', 'window_admitted')
+local rate = tonumber(meta[1] or '0')
+local window_start = tonumber(meta[2] or '0')
+local window_admitted = tonumber(meta[3] or '0') + #waits
 local waiting = redis.call('ZCARD', KEYS[1])
-if last > 0 and now > last and (#waits > 0 or waiting > 0) then
-  local instant = #waits * 1000 / (now - last)
-  rate = 0.7 * rate + 0.3 * instant
+if waiting == 0 and #waits == 0 then
+  window_start, window_admitted = now, 0
+elseif window_start == 0 then
+  window_start = now
+elseif now - window_start >= 2000 then
+  local measured = window_admitted * 1000 / (now - window_start)
+  if rate > 0 then
+    rate = 0.5 * rate + 0.5 * measured
+  else
+    rate = measured
+  end
+  window_start, window_admitted = now, 0
 end
+redis.call('HSET', KEYS[5], 'window_start_ms', window_start, 'window_admitted', window_admitted)
 redis.call('HSET', KEYS[5], 'head', head, 'rate', tostring(rate), 'last_tick_ms', now)
 
 local active = redis.call('ZCARD', KEYS[2])
