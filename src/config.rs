@@ -133,6 +133,39 @@ pub struct Config {
     #[arg(long, env = "MAX_CHARGE_POINTS", default_value_t = 10_000_000)]
     pub max_charge_points: i64,
 
+    /// Consumer group of this service's Kafka consumers. Env `KAFKA_CONSUMER_GROUP`.
+    #[arg(
+        long,
+        env = "KAFKA_CONSUMER_GROUP",
+        default_value = "concert-reservation"
+    )]
+    pub kafka_consumer_group: String,
+
+    /// Run the `seats.expired` consumer in this instance. Env `KAFKA_CONSUMER_ENABLED`.
+    #[arg(long, env = "KAFKA_CONSUMER_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub kafka_consumer_enabled: bool,
+
+    /// Period of the outbox relay; 0 disables it in this instance. Env `OUTBOX_RELAY_INTERVAL_MS`.
+    #[arg(long, env = "OUTBOX_RELAY_INTERVAL_MS", default_value_t = 200)]
+    pub outbox_relay_interval_ms: u64,
+
+    /// Outbox rows one relay pass claims and publishes. Env `OUTBOX_RELAY_BATCH`.
+    #[arg(long, env = "OUTBOX_RELAY_BATCH", default_value_t = 500)]
+    pub outbox_relay_batch: i64,
+
+    /// Period of the expiry sweep; 0 disables it in this instance. Env `EXPIRY_SWEEP_INTERVAL_MS`.
+    #[arg(long, env = "EXPIRY_SWEEP_INTERVAL_MS", default_value_t = 1_000)]
+    pub expiry_sweep_interval_ms: u64,
+
+    /// Holds one sweep expires at most. Env `EXPIRY_SWEEP_BATCH`.
+    #[arg(long, env = "EXPIRY_SWEEP_BATCH", default_value_t = 1_000)]
+    pub expiry_sweep_batch: i64,
+
+    /// Seats whose hold ran out this long ago and that no consumer released are freed by the
+    /// sweeper itself (broker or consumer down). Env `EXPIRY_BACKSTOP_SECONDS`.
+    #[arg(long, env = "EXPIRY_BACKSTOP_SECONDS", default_value_t = 30)]
+    pub expiry_backstop_seconds: u64,
+
     /// Address the HTTP server listens on. Env `BIND_ADDR`.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,

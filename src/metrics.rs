@@ -32,6 +32,16 @@ pub const PAYMENTS_TOTAL: &str = "payments_total";
 pub const PAYMENT_DURATION_SECONDS: &str = "payment_duration_seconds";
 pub const POINT_CHARGES_TOTAL: &str = "point_charges_total";
 pub const CANCELLATIONS_TOTAL: &str = "cancellations_total";
+pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
+pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "outbox_oldest_age_seconds";
+pub const OUTBOX_PUBLISHED_TOTAL: &str = "outbox_published_total";
+pub const OUTBOX_PUBLISH_FAILURES_TOTAL: &str = "outbox_publish_failures_total";
+pub const OUTBOX_PUBLISH_DURATION_SECONDS: &str = "outbox_publish_duration_seconds";
+pub const HOLDS_EXPIRED_TOTAL: &str = "holds_expired_total";
+pub const SEATS_RELEASED_TOTAL: &str = "seats_released_total";
+pub const CONSUMER_EVENTS_TOTAL: &str = "consumer_events_total";
+pub const CONSUMER_LAG: &str = "consumer_lag";
+pub const EXPIRY_RELEASE_LATENCY_SECONDS: &str = "expiry_release_latency_seconds";
 
 /// Latency buckets in seconds: fine below 50 ms where a healthy request lands, coarse up to the
 /// 10 s request timeout.
@@ -40,6 +50,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Waiting in line takes seconds to many minutes.
+/// From a hold's expiry to its seats being back on sale: seconds, up to the backstop's minutes.
+const EXPIRY_BUCKETS: &[f64] = &[
+    0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+
 const QUEUE_WAIT_BUCKETS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
@@ -57,6 +72,11 @@ pub fn install_recorder() -> PrometheusHandle {
                     QUEUE_WAIT_BUCKETS,
                 )
                 .expect("queue wait buckets are a non-empty constant")
+                .set_buckets_for_metric(
+                    Matcher::Full(EXPIRY_RELEASE_LATENCY_SECONDS.into()),
+                    EXPIRY_BUCKETS,
+                )
+                .expect("expiry buckets are a non-empty constant")
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .expect("latency buckets are a non-empty constant")
                 .install_recorder()

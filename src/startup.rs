@@ -68,6 +68,20 @@ impl Services {
             }
         };
         let channels = vec![self.queue.ticks_channel(), self.seat_map.channel()];
+        if config.outbox_relay_interval_ms > 0 {
+            tokio::spawn(crate::events::relay::run(self.clone(), cancel.clone()));
+        }
+        if config.expiry_sweep_interval_ms > 0 {
+            tokio::spawn(crate::events::sweeper::run(self.clone(), cancel.clone()));
+        }
+        if config.kafka_consumer_enabled {
+            let consumer = crate::events::consumer::create(self)?;
+            tokio::spawn(crate::events::consumer::run(
+                self.clone(),
+                consumer,
+                cancel.clone(),
+            ));
+        }
         tokio::spawn(crate::redis_store::listen(
             config.redis_url.clone(),
             channels,

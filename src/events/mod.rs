@@ -1,6 +1,10 @@
 //! Kafka: the shared idempotent producer, topic creation and the broker readiness check.
 //! Business transactions never publish directly; they write the outbox, which is relayed here.
 
+pub mod consumer;
+pub mod relay;
+pub mod sweeper;
+
 use std::time::Duration;
 
 use rdkafka::ClientConfig;

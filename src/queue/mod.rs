@@ -394,6 +394,23 @@ impl Queue {
         Ok(ended == 1)
     }
 
+    /// Ends `user`'s token in `concert`'s queue, if they hold one (their hold was lost).
+    pub async fn finish_for(&self, concert: ConcertId, user: UserId) -> AppResult<bool> {
+        let keys = Keys::new(&self.redis, concert);
+        let token: Option<String> = {
+            let mut conn = self.conn().await?;
+            redis::cmd("GET")
+                .arg(keys.user(user))
+                .query_async(&mut *conn)
+                .await
+                .map_err(unavailable)?
+        };
+        match token {
+            Some(token) => self.finish(&token).await,
+            None => Ok(false),
+        }
+    }
+
     /// The token's sequence number, which subscribers compute their position from.
     pub async fn sequence(&self, token: &QueueToken) -> AppResult<Option<u64>> {
         let keys = Keys::new(&self.redis, token.concert_id);

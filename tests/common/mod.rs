@@ -48,8 +48,12 @@ impl TestApp {
         config.kafka_topic_booking_events = format!("test-{id}.booking.events");
         config.kafka_topic_partitions = 1;
         config.bind_addr = "127.0.0.1:0".parse().expect("a valid address");
-        // Tests tick the queue admitter by hand, unless they turn the loop on.
+        // Tests drive the admitter, relay, sweeper and consumer by hand, unless they turn them on.
         config.queue_tick_ms = 0;
+        config.outbox_relay_interval_ms = 0;
+        config.expiry_sweep_interval_ms = 0;
+        config.kafka_consumer_enabled = false;
+        config.kafka_consumer_group = format!("test-{id}");
         customize(&mut config);
 
         let app = Application::build(config.clone())

@@ -1,0 +1,355 @@
+//! Hold expiry through the outbox and Kafka (tansu), against real PostgreSQL and Redis.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use concert_reservation::auth::Viewer;
+use concert_reservation::booking::expiry::ExpiredHold;
+use concert_reservation::booking::{self, SeatChoice};
+use concert_reservation::config::Config;
+use concert_reservation::events::{consumer, relay, sweeper};
+use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
+use concert_reservation::queue::admitter::Admitter;
+use concert_reservation::seed::SeedOptions;
+use diesel::QueryableByName;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use tokio_util::sync::CancellationToken;
+
+const CONCERT: ConcertId = ConcertId(1);
+const SCHEDULE: ScheduleId = ScheduleId(1);
+
+async fn stage(users: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, Vec<String>) {
+    let app = TestApp::spawn_with(|config| {
+        config.hold_ttl_seconds = 1;
+        config.queue_active_cap = 1_000;
+        customize(config);
+    })
+    .await;
+    app.seed(SeedOptions {
+        concerts: 1,
+        schedules_per_concert: 1,
+        seats_per_schedule: 4,
+        users,
+        ..SeedOptions::default()
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for user in 1..=users as i64 {
+        tokens.push(
+            app.services
+                .queue
+                .enter(viewer(user), CONCERT)
+                .await
+                .unwrap()
+                .token,
+        );
+    }
+    Admitter::new(app.services.queue.clone())
+        .tick(CONCERT, users as u32)
+        .await
+        .unwrap();
+    (app, tokens)
+}
+
+fn viewer(user: i64) -> Viewer {
+    Viewer {
+        user_id: UserId(user),
+    }
+}
+
+async fn hold(
+    app: &TestApp,
+    user: i64,
+    token: &str,
+    seats: &[i64],
+) -> Result<booking::Reservation, &'static str> {
+    let choice = SeatChoice::Chosen(seats.iter().copied().map(SeatId).collect());
+    booking::hold(&app.services, viewer(user), Some(token), SCHEDULE, choice)
+        .await
+        .map_err(|err| err.code())
+}
+
+#[derive(QueryableByName)]
+struct Scalar {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Scalar>(&mut app.db().await)
+        .await
+        .unwrap()
+        .n
+}
+
+async fn eventually(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within {timeout:?}");
+}
+
+/// The full path with every worker running: sweeper → outbox → relay → Kafka → consumer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_that_runs_out_is_back_on_sale_within_seconds() {
+    let (app, tokens) = stage(2, |config| {
+        config.outbox_relay_interval_ms = 100;
+        config.expiry_sweep_interval_ms = 200;
+        config.kafka_consumer_enabled = true;
+    })
+    .await;
+    let expired = hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
+
+    let took = eventually(
+        "seats back to AVAILABLE",
+        Duration::from_secs(20),
+        async || {
+            scalar(
+                &app,
+                "SELECT count(*) AS n FROM seats WHERE status = 'AVAILABLE'",
+            )
+            .await
+                == 4
+        },
+    )
+    .await;
+
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let status = scalar(
+        &app,
+        &format!(
+            "SELECT count(*) AS n FROM reservations WHERE id = {} AND status = 'EXPIRED'",
+            expired.id
+        ),
+    )
+    .await;
+    assert_eq!(status, 1);
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0,
+        "outbox drained"
+    );
+    hold(&app, 2, &tokens[1], &[1])
+        .await
+        .expect("the seat can be held again");
+    // Losing the hold ended the fan's queue token.
+    let token = app
+        .services
+        .queue
+        .require_active(viewer(1), CONCERT, Some(&tokens[0]))
+        .await;
+    assert_eq!(token.unwrap_err().code(), "QUEUE_TOKEN_EXPIRED");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("expiry_release_latency_seconds_bucket"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicated_seats_expired_event_changes_nothing() {
+    let (app, tokens) = stage(2, |_| {}).await;
+    hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    sweeper::sweep_once(&app.services).await.unwrap();
+    let payload: serde_json::Value = {
+        #[derive(QueryableByName)]
+        struct Payload {
+            #[diesel(sql_type = diesel::sql_types::Jsonb)]
+            payload: serde_json::Value,
+        }
+        diesel::sql_query("SELECT payload FROM outbox WHERE event_type = 'seats.expired'")
+            .get_result::<Payload>(&mut app.db().await)
+            .await
+            .unwrap()
+            .payload
+    };
+    let event: ExpiredHold = serde_json::from_value(payload).unwrap();
+
+    assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 2);
+    assert_eq!(
+        consumer::handle(&app.services, &event).await.unwrap(),
+        0,
+        "the second delivery changes nothing"
+    );
+
+    // Even late, after someone else holds the seat, the old event leaves it alone.
+    hold(&app, 2, &tokens[1], &[1]).await.unwrap();
+    assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 0);
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE id = 1 AND status = 'HELD'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_relays_never_publish_one_row_twice() {
+    let (app, _) = stage(1, |config| config.outbox_relay_batch = 50).await;
+    app.db()
+        .await
+        .batch_execute(
+            "INSERT INTO outbox (event_type, partition_key, payload) \
+             SELECT 'test.event', (n % 3)::text, jsonb_build_object('n', n) FROM generate_series(1, 300) n",
+        )
+        .await
+        .unwrap();
+    let app = Arc::new(app);
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut published = 0;
+                loop {
+                    let n = relay::relay_once(&app.services).await.unwrap();
+                    if n == 0 {
+                        return published;
+                    }
+                    published += n;
+                }
+            })
+        })
+        .collect();
+    let mut published = Vec::new();
+    for relay in relays {
+        published.push(relay.await.unwrap());
+    }
+    assert_eq!(published.iter().sum::<usize>(), 300, "{published:?}");
+
+    // Read the topic back: every row exactly once.
+    let reader: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &app.config.kafka_brokers)
+        .set(
+            "group.id",
+            format!("{}-reader", app.config.kafka_consumer_group),
+        )
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader
+        .subscribe(&[app.config.kafka_topic_booking_events.as_str()])
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 300 {
+        let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
+            .await
+            .expect("messages arrive")
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        seen.push(body["n"].as_i64().unwrap());
+    }
+    let extra = tokio::time::timeout(Duration::from_secs(2), reader.recv()).await;
+    assert!(extra.is_err(), "no message beyond the 300 rows");
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=300).collect::<Vec<_>>());
+}
+
+/// A consumer that stops resumes, in its group, after what it committed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_consumer_resumes_where_it_committed() {
+    let (app, tokens) = stage(4, |_| {}).await;
+    let expire_holds = async |users: &[i64]| {
+        for &user in users {
+            hold(&app, user, &tokens[user as usize - 1], &[user])
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        sweeper::sweep_once(&app.services).await.unwrap();
+        while relay::relay_once(&app.services).await.unwrap() > 0 {}
+    };
+    let handled = async || {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("consumer_events_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as i64
+    };
+
+    expire_holds(&[1, 2]).await;
+    let first = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        app.services.clone(),
+        consumer::create(&app.services).unwrap(),
+        first.clone(),
+    ));
+    eventually(
+        "the first consumer handles 2 events",
+        Duration::from_secs(30),
+        async || handled().await == 2,
+    )
+    .await;
+    first.cancel();
+    task.await.unwrap();
+
+    expire_holds(&[3, 4]).await;
+    let second = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(
+        app.services.clone(),
+        consumer::create(&app.services).unwrap(),
+        second.clone(),
+    ));
+    eventually(
+        "the second consumer handles the 2 new events",
+        Duration::from_secs(30),
+        async || handled().await == 4,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        handled().await,
+        4,
+        "nothing the first consumer committed is handled again"
+    );
+    second.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'AVAILABLE'"
+        )
+        .await,
+        4
+    );
+}
+
+/// With no consumer at all, the sweeper's backstop still frees seats of holds that ran out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_backstop_frees_seats_no_consumer_released() {
+    let (app, tokens) = stage(1, |config| config.expiry_backstop_seconds = 1).await;
+    hold(&app, 1, &tokens[0], &[3]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+
+    let (expired, freed) = sweeper::sweep_once(&app.services).await.unwrap();
+
+    assert_eq!((expired, freed), (1, 1));
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'HELD'"
+        )
+        .await,
+        0
+    );
+}
