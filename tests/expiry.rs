@@ -353,3 +353,79 @@ async fn the_backstop_frees_seats_no_consumer_released() {
         0
     );
 }
+
+/// The broker goes away: holds still expire, events wait in the outbox, no seat is stuck, and
+/// the waiting events are delivered when the broker returns. (This tansu keeps nothing across a
+/// restart — no topics, log or consumer-group state — unlike a real Kafka; after such an empty
+/// restart the seats are freed by the backstop. Consumer restarts against a broker that keeps its
+/// state are covered by `a_restarted_consumer_resumes_where_it_committed`.)
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
+    let mut broker = common::broker::PrivateBroker::start();
+    let address = broker.address();
+    let (app, tokens) = stage(2, move |config| {
+        config.kafka_brokers = address;
+        config.outbox_relay_interval_ms = 200;
+        config.expiry_sweep_interval_ms = 200;
+        config.kafka_consumer_enabled = true;
+        config.expiry_backstop_seconds = 5;
+    })
+    .await;
+    broker.stop();
+
+    hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
+    eventually(
+        "the hold expires without a broker",
+        Duration::from_secs(10),
+        async || {
+            scalar(
+                &app,
+                "SELECT count(*) AS n FROM reservations WHERE status = 'EXPIRED'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = "SELECT count(*) AS n FROM outbox WHERE event_type = 'seats.expired' AND published_at IS NULL";
+    assert_eq!(
+        scalar(&app, waiting).await,
+        1,
+        "the event waits in the outbox"
+    );
+    // Not stuck: the seat is free for the next fan at once, and the backstop frees the rest.
+    hold(&app, 2, &tokens[1], &[1])
+        .await
+        .expect("a seat of an expired hold is free without the consumer");
+    eventually(
+        "the backstop frees seat 2",
+        Duration::from_secs(20),
+        async || {
+            scalar(
+                &app,
+                "SELECT count(*) AS n FROM seats WHERE id = 2 AND status = 'AVAILABLE'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+
+    broker.resume();
+    eventually(
+        "the waiting event is delivered",
+        Duration::from_secs(30),
+        async || scalar(&app, waiting).await == 0,
+    )
+    .await;
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE id = 1 AND status = 'HELD'"
+        )
+        .await,
+        1,
+        "the new hold stands"
+    );
+}

@@ -33,6 +33,7 @@ pub fn create(services: &Services) -> anyhow::Result<StreamConsumer> {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "5000")
         .create()?;
     consumer.subscribe(&[config.kafka_topic_seats_expired.as_str()])?;
     Ok(consumer)

@@ -36,7 +36,10 @@ impl Kafka {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
+            // The relay holds its claim transaction while it waits for deliveries: fail fast
+            // (and retry on the next pass) rather than outlive the idle-in-transaction timeout.
+            .set("message.timeout.ms", "5000")
+            .set("topic.metadata.refresh.interval.ms", "5000")
             .create()?;
         Ok(Self {
             producer,

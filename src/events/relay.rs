@@ -47,6 +47,10 @@ pub async fn run(services: Services, cancel: CancellationToken) {
         let more = match relay_once(&services).await {
             Ok(published) => published as i64 >= services.config.outbox_relay_batch,
             Err(err) => {
+                // A broker that came back empty (or a new cluster) has lost the topics.
+                if let Err(topics) = services.kafka.ensure_topics().await {
+                    tracing::debug!(error = %topics, "could not (re)create topics");
+                }
                 tracing::warn!(error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "outbox relay pass failed");
                 false
             }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod broker;
 pub mod outage;
 pub mod ws;
 
