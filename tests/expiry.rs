@@ -12,8 +12,6 @@ use concert_reservation::booking::{self, SeatChoice};
 use concert_reservation::config::Config;
 use concert_reservation::events::{consumer, relay, sweeper};
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
-use concert_reservation::queue::admitter::Admitter;
-use concert_reservation::seed::SeedOptions;
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -24,36 +22,11 @@ const CONCERT: ConcertId = ConcertId(1);
 const SCHEDULE: ScheduleId = ScheduleId(1);
 
 async fn stage(users: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, Vec<String>) {
-    let app = TestApp::spawn_with(|config| {
+    TestApp::with_active_fans(4, users, 1_000_000, |config| {
         config.hold_ttl_seconds = 1;
-        config.queue_active_cap = 1_000;
         customize(config);
     })
-    .await;
-    app.seed(SeedOptions {
-        concerts: 1,
-        schedules_per_concert: 1,
-        seats_per_schedule: 4,
-        users,
-        ..SeedOptions::default()
-    })
-    .await;
-    let mut tokens = Vec::new();
-    for user in 1..=users as i64 {
-        tokens.push(
-            app.services
-                .queue
-                .enter(viewer(user), CONCERT)
-                .await
-                .unwrap()
-                .token,
-        );
-    }
-    Admitter::new(app.services.queue.clone())
-        .tick(CONCERT, users as u32)
-        .await
-        .unwrap();
-    (app, tokens)
+    .await
 }
 
 fn viewer(user: i64) -> Viewer {
@@ -419,13 +392,4 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
         async || scalar(&app, waiting).await == 0,
     )
     .await;
-    assert_eq!(
-        scalar(
-            &app,
-            "SELECT count(*) AS n FROM seats WHERE id = 1 AND status = 'HELD'"
-        )
-        .await,
-        1,
-        "the new hold stands"
-    );
 }

@@ -11,16 +11,13 @@ use common::TestApp;
 use concert_reservation::auth::Viewer;
 use concert_reservation::booking::{self, Reservation, SeatChoice};
 use concert_reservation::error::AppError;
-use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
-use concert_reservation::queue::admitter::Admitter;
-use concert_reservation::seed::SeedOptions;
+use concert_reservation::ids::{ScheduleId, SeatId, UserId};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 use tokio::sync::Barrier;
 
 const SCHEDULE: ScheduleId = ScheduleId(1);
-const CONCERT: ConcertId = ConcertId(1);
 
 /// One concert, one schedule of `seats` seats, `users` fans, each with an ACTIVE queue token.
 async fn stage(
@@ -28,35 +25,7 @@ async fn stage(
     users: usize,
     customize: impl FnOnce(&mut concert_reservation::config::Config),
 ) -> (Arc<TestApp>, Vec<String>) {
-    let app = TestApp::spawn_with(|config| {
-        config.database_pool_size = 16;
-        config.queue_active_cap = 100_000;
-        customize(config);
-    })
-    .await;
-    app.seed(SeedOptions {
-        concerts: 1,
-        schedules_per_concert: 1,
-        seats_per_schedule: seats,
-        users,
-        ..SeedOptions::default()
-    })
-    .await;
-    let mut tokens = Vec::new();
-    for user in 1..=users as i64 {
-        tokens.push(
-            app.services
-                .queue
-                .enter(viewer(user), CONCERT)
-                .await
-                .unwrap()
-                .token,
-        );
-    }
-    Admitter::new(app.services.queue.clone())
-        .tick(CONCERT, users as u32)
-        .await
-        .unwrap();
+    let (app, tokens) = TestApp::with_active_fans(seats, users, 1_000_000, customize).await;
     (Arc::new(app), tokens)
 }
 

@@ -12,8 +12,6 @@ use concert_reservation::auth::Viewer;
 use concert_reservation::booking::{self, Reservation, SeatChoice};
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
 use concert_reservation::payment;
-use concert_reservation::queue::admitter::Admitter;
-use concert_reservation::seed::SeedOptions;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use serde_json::json;
@@ -34,36 +32,7 @@ async fn stage(
     points: i64,
     customize: impl FnOnce(&mut concert_reservation::config::Config),
 ) -> Stage {
-    let app = TestApp::spawn_with(|config| {
-        config.database_pool_size = 16;
-        config.queue_active_cap = 100_000;
-        customize(config);
-    })
-    .await;
-    app.seed(SeedOptions {
-        concerts: 1,
-        schedules_per_concert: 1,
-        seats_per_schedule: seats,
-        users,
-        points,
-        ..SeedOptions::default()
-    })
-    .await;
-    let mut tokens = Vec::new();
-    for user in 1..=users as i64 {
-        tokens.push(
-            app.services
-                .queue
-                .enter(viewer(user), CONCERT)
-                .await
-                .unwrap()
-                .token,
-        );
-    }
-    Admitter::new(app.services.queue.clone())
-        .tick(CONCERT, users as u32)
-        .await
-        .unwrap();
+    let (app, tokens) = TestApp::with_active_fans(seats, users, points, customize).await;
     Stage {
         app: Arc::new(app),
         tokens,
@@ -214,7 +183,10 @@ async fn ten_concurrent_payments_with_one_key_charge_once() {
 async fn a_thousand_concurrent_payments_leave_every_balance_exact() {
     let stage = Arc::new(
         stage(1_000, 1_000, 1_000_000, |config| {
-            config.database_pool_size = 24
+            config.database_pool_size = 24;
+            // 1,000 payments queue for 24 connections; on a loaded 2-core CI box that can take
+            // longer than the default 5 s pool wait. Every payment must still succeed.
+            config.database_pool_timeout_ms = 60_000;
         })
         .await,
     );

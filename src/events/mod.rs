@@ -5,6 +5,7 @@ pub mod consumer;
 pub mod relay;
 pub mod sweeper;
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -21,7 +22,8 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(3);
 /// The Kafka clients of one instance, created once and shared.
 #[derive(Clone)]
 pub struct Kafka {
-    pub producer: FutureProducer,
+    /// Replaced as a whole when it is stuck (see [`Kafka::reset_producer`]).
+    producer: Arc<RwLock<FutureProducer>>,
     brokers: String,
     topics: Vec<String>,
     partitions: i32,
@@ -31,18 +33,9 @@ impl Kafka {
     /// Creates the producer: idempotent, `acks=all`, so a retried send never duplicates or
     /// reorders within a partition. Creating it does not need the broker to be up.
     pub fn connect(config: &Config) -> anyhow::Result<Self> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.kafka_brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            // The relay holds its claim transaction while it waits for deliveries: fail fast
-            // (and retry on the next pass) rather than outlive the idle-in-transaction timeout.
-            .set("message.timeout.ms", "5000")
-            .set("topic.metadata.refresh.interval.ms", "5000")
-            .create()?;
+        let producer = new_producer(&config.kafka_brokers)?;
         Ok(Self {
-            producer,
+            producer: Arc::new(RwLock::new(producer)),
             brokers: config.kafka_brokers.clone(),
             topics: vec![
                 config.kafka_topic_seats_expired.clone(),
@@ -50,6 +43,35 @@ impl Kafka {
             ],
             partitions: config.kafka_topic_partitions,
         })
+    }
+
+    /// The current producer (cheap to clone).
+    pub fn producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .expect("producer lock is never poisoned")
+            .clone()
+    }
+
+    /// Replaces the producer with a new one. Needed when a broker lost its state (an empty
+    /// restart, a new cluster behind the same address): the idempotent producer's id and
+    /// sequence numbers no longer match and every send times out or fails fatally.
+    pub fn reset_producer(&self) -> anyhow::Result<()> {
+        let fresh = new_producer(&self.brokers)?;
+        *self
+            .producer
+            .write()
+            .expect("producer lock is never poisoned") = fresh;
+        Ok(())
+    }
+
+    /// The producer's fatal error, if librdkafka raised one (it cannot send any more).
+    pub fn producer_fatal_error(&self) -> Option<String> {
+        use rdkafka::producer::Producer;
+        self.producer()
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code}: {reason}"))
     }
 
     /// Creates the configured topics that do not exist yet (brokers here do not auto-create).
@@ -86,7 +108,7 @@ impl Kafka {
     /// Asks the broker for cluster metadata: the readiness check.
     pub async fn ping(&self) -> anyhow::Result<()> {
         use rdkafka::producer::Producer;
-        let producer = self.producer.clone();
+        let producer = self.producer();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -96,4 +118,19 @@ impl Kafka {
         .await??;
         Ok(())
     }
+}
+
+/// The idempotent producer: `acks=all`, so a retried send never duplicates or reorders within a
+/// partition. Creating it does not need the broker to be up.
+fn new_producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // The relay holds its claim transaction while it waits for deliveries: fail fast
+        // (and retry on the next pass) rather than outlive the idle-in-transaction timeout.
+        .set("message.timeout.ms", "5000")
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        .create()?)
 }

@@ -41,12 +41,28 @@ fn topic_for<'a>(services: &'a Services, event_type: &str) -> &'a str {
 }
 
 /// Relays until cancelled, every OUTBOX_RELAY_INTERVAL_MS (at once again while there is more).
+/// Consecutive failed passes after which the producer is replaced.
+const FAILURES_BEFORE_RESET: u32 = 3;
+
 pub async fn run(services: Services, cancel: CancellationToken) {
     let period = Duration::from_millis(services.config.outbox_relay_interval_ms);
+    let mut failures = 0;
     loop {
         let more = match relay_once(&services).await {
-            Ok(published) => published as i64 >= services.config.outbox_relay_batch,
+            Ok(published) => {
+                failures = 0;
+                published as i64 >= services.config.outbox_relay_batch
+            }
             Err(err) => {
+                failures += 1;
+                let fatal = services.kafka.producer_fatal_error();
+                if fatal.is_some() || failures >= FAILURES_BEFORE_RESET {
+                    tracing::warn!(?fatal, failures, "replacing the Kafka producer");
+                    if let Err(reset) = services.kafka.reset_producer() {
+                        tracing::warn!(error = %reset, "could not create a new Kafka producer");
+                    }
+                    failures = 0;
+                }
                 // A broker that came back empty (or a new cluster) has lost the topics.
                 if let Err(topics) = services.kafka.ensure_topics().await {
                     tracing::debug!(error = %topics, "could not (re)create topics");
@@ -89,6 +105,7 @@ async fn publish_batch(services: &Services, conn: &mut AsyncPgConnection) -> App
     let started = Instant::now();
     let bodies: Vec<String> = rows.iter().map(|row| row.payload.to_string()).collect();
     // Enqueue all, then wait for all: the producer keeps per-partition order.
+    let producer = services.kafka.producer();
     let sends = rows.iter().zip(&bodies).map(|(row, body)| {
         let record = FutureRecord::to(topic_for(services, &row.event_type))
             .key(&row.partition_key)
@@ -99,7 +116,7 @@ async fn publish_batch(services: &Services, conn: &mut AsyncPgConnection) -> App
                     value: Some(row.event_type.as_bytes()),
                 }),
             );
-        services.kafka.producer.send(record, PUBLISH_TIMEOUT)
+        producer.send(record, PUBLISH_TIMEOUT)
     });
     for result in futures::future::join_all(sends).await {
         if let Err((err, _)) = result {

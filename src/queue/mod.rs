@@ -262,11 +262,12 @@ impl Queue {
 
     /// The status of `token`, which must be the viewer's. Also keeps a WAITING token alive.
     pub async fn status(&self, viewer: Viewer, token: &str) -> AppResult<QueueStatus> {
-        let token = QueueToken::parse(token)?;
-        let (owner, status) = self
-            .read(&token)
-            .await?
-            .ok_or(AppError::QueueTokenInvalid)?;
+        self.owned_status(viewer, &QueueToken::parse(token)?).await
+    }
+
+    /// The status of a token that must be the viewer's: unknown and foreign tokens look alike.
+    async fn owned_status(&self, viewer: Viewer, token: &QueueToken) -> AppResult<QueueStatus> {
+        let (owner, status) = self.read(token).await?.ok_or(AppError::QueueTokenInvalid)?;
         if owner != viewer.user_id {
             return Err(AppError::QueueTokenInvalid);
         }
@@ -355,13 +356,7 @@ impl Queue {
         if token.concert_id != concert {
             return Err(AppError::QueueTokenInvalid);
         }
-        let (owner, status) = self
-            .read(&token)
-            .await?
-            .ok_or(AppError::QueueTokenInvalid)?;
-        if owner != viewer.user_id {
-            return Err(AppError::QueueTokenInvalid);
-        }
+        let status = self.owned_status(viewer, &token).await?;
         match status.state {
             QueueState::Active => Ok(()),
             QueueState::Waiting => Err(AppError::QueueNotActive {

@@ -172,6 +172,51 @@ impl TestApp {
             .expect("seeding succeeds")
     }
 
+    /// One concert with one schedule of `seats` seats, and fans 1..=`users` holding `points` each,
+    /// every fan with an ACTIVE queue token (`tokens[i]` is fan `i + 1`'s).
+    pub async fn with_active_fans(
+        seats: usize,
+        users: usize,
+        points: i64,
+        customize: impl FnOnce(&mut Config),
+    ) -> (Self, Vec<String>) {
+        let app = Self::spawn_with(|config| {
+            config.database_pool_size = 16;
+            config.queue_active_cap = 100_000;
+            customize(config);
+        })
+        .await;
+        let options = SeedOptions {
+            concerts: 1,
+            schedules_per_concert: 1,
+            seats_per_schedule: seats,
+            users,
+            points,
+            reset: false,
+        };
+        app.seed(options).await;
+        let concert = concert_reservation::ids::ConcertId(1);
+        let mut tokens = Vec::new();
+        for user in 1..=users as i64 {
+            let viewer = concert_reservation::auth::Viewer {
+                user_id: concert_reservation::ids::UserId(user),
+            };
+            tokens.push(
+                app.services
+                    .queue
+                    .enter(viewer, concert)
+                    .await
+                    .expect("entering the queue")
+                    .token,
+            );
+        }
+        concert_reservation::queue::admitter::Admitter::new(app.services.queue.clone())
+            .tick(concert, users as u32)
+            .await
+            .expect("admitting everyone");
+        (app, tokens)
+    }
+
     /// SQL statements the server's pool has run so far.
     pub fn statements_run(&self) -> u64 {
         self.services.db.statements_run()
