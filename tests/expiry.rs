@@ -5,13 +5,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::TestApp;
-use concert_reservation::auth::Viewer;
+use common::{TestApp, scalar, viewer};
 use concert_reservation::booking::expiry::ExpiredHold;
 use concert_reservation::booking::{self, SeatChoice};
 use concert_reservation::config::Config;
 use concert_reservation::events::{consumer, relay, sweeper};
-use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
+use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -29,12 +28,6 @@ async fn stage(users: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, V
     .await
 }
 
-fn viewer(user: i64) -> Viewer {
-    Viewer {
-        user_id: UserId(user),
-    }
-}
-
 async fn hold(
     app: &TestApp,
     user: i64,
@@ -45,20 +38,6 @@ async fn hold(
     booking::hold(&app.services, viewer(user), Some(token), SCHEDULE, choice)
         .await
         .map_err(|err| err.code())
-}
-
-#[derive(QueryableByName)]
-struct Scalar {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Scalar>(&mut app.db().await)
-        .await
-        .unwrap()
-        .n
 }
 
 async fn eventually(

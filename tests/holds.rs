@@ -7,12 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestApp;
-use concert_reservation::auth::Viewer;
+use common::{Scalar, TestApp, scalar, viewer};
 use concert_reservation::booking::{self, Reservation, SeatChoice};
 use concert_reservation::error::AppError;
-use concert_reservation::ids::{ScheduleId, SeatId, UserId};
-use diesel::QueryableByName;
+use concert_reservation::ids::{ScheduleId, SeatId};
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -27,12 +25,6 @@ async fn stage(
 ) -> (Arc<TestApp>, Vec<String>) {
     let (app, tokens) = TestApp::with_active_fans(seats, users, 1_000_000, customize).await;
     (Arc::new(app), tokens)
-}
-
-fn viewer(user: i64) -> Viewer {
-    Viewer {
-        user_id: UserId(user),
-    }
 }
 
 async fn hold(
@@ -71,30 +63,16 @@ async fn stampede(
     results
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut app.db().await)
-        .await
-        .unwrap()
-        .n
-}
-
 /// No seat is in two live reservations, and a seat is HELD exactly when a live hold has it.
 async fn assert_consistent(app: &TestApp) {
-    let doubled = count(
+    let doubled = scalar(
         app,
         "SELECT count(*) AS n FROM (SELECT seat_id FROM reservation_seats WHERE status IN ('HELD', 'CONFIRMED') \
          GROUP BY seat_id HAVING count(*) > 1) d",
     )
     .await;
     assert_eq!(doubled, 0, "a seat is in two live reservations");
-    let mismatched = count(
+    let mismatched = scalar(
         app,
         "SELECT count(*) AS n FROM seats s WHERE (s.status = 'HELD') <> EXISTS \
          (SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id AND rs.status = 'HELD')",
@@ -125,7 +103,7 @@ async fn two_hundred_fans_one_seat_exactly_one_hold() {
         "losers are told the seat is gone"
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM reservations").await,
+        scalar(&app, "SELECT count(*) AS n FROM reservations").await,
         1
     );
     assert_consistent(&app).await;
@@ -154,7 +132,7 @@ async fn overlapping_multi_seat_holds_never_share_a_seat_and_never_deadlock() {
         "no deadlock, busy or internal error"
     );
     assert_eq!(
-        count(
+        scalar(
             &app,
             "SELECT count(*) AS n FROM seats WHERE status = 'HELD'"
         )
@@ -180,7 +158,7 @@ async fn five_hundred_best_available_on_fifty_seats_hold_exactly_fifty() {
         HashSet::from(["SEAT_UNAVAILABLE"])
     );
     assert_eq!(
-        count(
+        scalar(
             &app,
             "SELECT count(DISTINCT seat_id) AS n FROM reservation_seats WHERE status = 'HELD'"
         )
@@ -188,7 +166,7 @@ async fn five_hundred_best_available_on_fifty_seats_hold_exactly_fifty() {
         50
     );
     assert_eq!(
-        count(
+        scalar(
             &app,
             "SELECT count(*) AS n FROM seats WHERE status = 'AVAILABLE'"
         )
@@ -208,7 +186,7 @@ async fn best_available_takes_the_best_grade_first() {
         "SELECT seat_id AS n FROM reservation_seats WHERE reservation_id = {} ORDER BY seat_id",
         reservation.id
     ))
-    .load::<Count>(&mut app.db().await)
+    .load::<Scalar>(&mut app.db().await)
     .await
     .unwrap()
     .into_iter()
@@ -308,7 +286,7 @@ async fn seats_of_a_hold_that_ran_out_can_be_held_again_at_once() {
         "seat 2's hold ran out, seat 1 is held again"
     );
     assert_eq!(
-        count(
+        scalar(
             &app,
             &format!(
                 "SELECT count(*) AS n FROM reservations WHERE id = {} AND status = 'EXPIRED'",
@@ -319,7 +297,7 @@ async fn seats_of_a_hold_that_ran_out_can_be_held_again_at_once() {
         1
     );
     assert_eq!(
-        count(
+        scalar(
             &app,
             "SELECT count(*) AS n FROM outbox WHERE event_type = 'seats.expired'"
         )

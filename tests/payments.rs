@@ -7,10 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestApp;
-use concert_reservation::auth::Viewer;
+use common::{TestApp, scalar, viewer};
 use concert_reservation::booking::{self, Reservation, SeatChoice};
-use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
+use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
 use concert_reservation::payment;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
@@ -36,12 +35,6 @@ async fn stage(
     Stage {
         app: Arc::new(app),
         tokens,
-    }
-}
-
-fn viewer(user: i64) -> Viewer {
-    Viewer {
-        user_id: UserId(user),
     }
 }
 
@@ -94,20 +87,6 @@ struct Balance {
     user_id: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     points: i64,
-}
-
-#[derive(QueryableByName)]
-struct Scalar {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Scalar>(&mut app.db().await)
-        .await
-        .unwrap()
-        .n
 }
 
 /// Every balance equals the sum of its ledger, and no seat is SOLD without a confirmed payment.

@@ -6,11 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestApp;
 use common::outage::Outage;
-use concert_reservation::auth::Viewer;
+use common::{TestApp, viewer};
 use concert_reservation::error::AppError;
-use concert_reservation::ids::{ConcertId, UserId};
+use concert_reservation::ids::ConcertId;
 use concert_reservation::queue::admitter::Admitter;
 use concert_reservation::queue::{QueueState, QueueStatus};
 use concert_reservation::seed::SeedOptions;
@@ -34,12 +33,6 @@ async fn app_with_concert(
     })
     .await;
     (app, ConcertId(1))
-}
-
-fn viewer(user: i64) -> Viewer {
-    Viewer {
-        user_id: UserId(user),
-    }
 }
 
 async fn enter(app: &TestApp, user: i64, concert: ConcertId) -> QueueStatus {

@@ -19,6 +19,29 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// The caller as the services see it.
+pub fn viewer(user: i64) -> concert_reservation::auth::Viewer {
+    concert_reservation::auth::Viewer {
+        user_id: concert_reservation::ids::UserId(user),
+    }
+}
+
+/// One row with one BIGINT column `n`.
+#[derive(diesel::QueryableByName)]
+pub struct Scalar {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
+/// The `n` of `sql`'s single row, read on a direct connection to the test's database.
+pub async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Scalar>(&mut app.db().await)
+        .await
+        .expect("the query answers one row with `n`")
+        .n
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub config: Config,
