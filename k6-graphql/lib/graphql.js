@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   'QUERY_TOO_DEEP', 'QUERY_TOO_COMPLEX', 'TOO_MANY_DIRECTIVES', 'BAD_USER_INPUT',
   'UNAUTHENTICATED', 'QUEUE_TOKEN_REQUIRED', 'QUEUE_TOKEN_INVALID', 'QUEUE_NOT_ACTIVE',
   'QUEUE_TOKEN_EXPIRED', 'QUEUE_UNAVAILABLE',
+  'SEAT_UNAVAILABLE', 'HOLD_ALREADY_EXISTS', 'BUSY', 'HOLD_EXPIRED', 'HOLD_CANCELLED',
+  'ALREADY_PAID', 'INSUFFICIENT_POINTS', 'NOT_OWNER', 'IDEMPOTENCY_KEY_REUSED',
   'NETWORK', 'HTTP_400', 'HTTP_413', 'HTTP_429', 'HTTP_500', 'HTTP_502', 'HTTP_503', 'HTTP_504',
   'BAD_JSON', 'NO_CODE',
 ];
@@ -111,3 +113,18 @@ export function errorCode(result) {
   const e = result.errors && result.errors[0];
   return e ? (e.extensions && e.extensions.code) || 'NO_CODE' : null;
 }
+
+// Every error code of a result ([] when it has none).
+export function errorCodes(result) {
+  return (result.errors || []).map((e) => (e && e.extensions && e.extensions.code) || 'NO_CODE');
+}
+
+// True when a result failed for a reason other than the business outcomes in `expected` (codes a
+// scenario counts as a normal answer, e.g. SEAT_UNAVAILABLE in a stampede): HTTP != 200 without
+// such a code, no response, a body that is not JSON, or any error code not in `expected`.
+// graphql_failed still counts every error; scenarios add this to a Rate of their own.
+export function isRealFailure(result, expected = []) {
+  if (!result.errors) return result.res.status !== 200;
+  return errorCodes(result).some((code) => expected.indexOf(code) < 0);
+}
+

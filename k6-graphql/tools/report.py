@@ -4,6 +4,9 @@
   report.py queue-wave --run-dir .run/load/queue-wave-<time> --out docs/results/queue-wave \
       --command "scripts/load queue-wave" --k6-exit 0 --started ... --finished ... --k6-version ...
 
+Scenarios: queue-wave, seat-stampede, payments (the last two also read sql-checks.tsv,
+pgstat.before/after and, for payments, the prepare phase's artefacts from the run directory).
+
 Exit status: 0 when every threshold and goal passed, 1 when one failed. Standard library only.
 Add a scenario: a function report_<name>(ctx) returning (markdown, json-able dict, passed) and an
 entry in REPORTS.
@@ -753,7 +756,869 @@ def report_queue_wave(ctx):
     return "\n".join(md) + "\n", data, passed
 
 
-REPORTS = {"queue-wave": report_queue_wave}
+# ------------------------------------------------------------------------------------------------
+# shared by seat-stampede and payments
+
+
+def hist_buckets(prom, name, match=None):
+    """Cumulative bucket counts {le: count} of a Prometheus histogram, summed over label sets."""
+    out = {}
+    for labels, value in prom.get(name + "_bucket", []):
+        if match and any(labels.get(k) != v for k, v in match.items()):
+            continue
+        le = labels.get("le")
+        le = math.inf if le == "+Inf" else float(le)
+        out[le] = out.get(le, 0) + value
+    return out
+
+
+def hist_quantile(buckets, q):
+    """Upper bound of the bucket holding quantile q (a number, or "> last bound")."""
+    ordered = sorted(buckets.items())
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    total = ordered[-1][1]
+    finite = [le for le, _ in ordered if le != math.inf]
+    for le, c in ordered:
+        if c >= q * total:
+            return le if le != math.inf else (f"> {finite[-1]:g}" if finite else None)
+    return None
+
+
+def hist_diff(after, before):
+    return {le: c - before.get(le, 0) for le, c in after.items()}
+
+
+def counter_sum(prom, name, match=None):
+    vals = [v for labels, v in prom.get(name, []) if not match or all(labels.get(k) == x for k, x in match.items())]
+    return sum(vals) if vals else None
+
+
+def counter_by(prom, name, label):
+    out = {}
+    for labels, v in prom.get(name, []):
+        out[labels.get(label, "")] = out.get(labels.get(label, ""), 0) + v
+    return out
+
+
+def le_ms(v):
+    if v is None:
+        return "n/a"
+    return f"{v} s" if isinstance(v, str) else f"≤ {v * 1000:g} ms"
+
+
+def sql_checks(run_dir):
+    rows = []
+    for line in (read(os.path.join(run_dir, "sql-checks.tsv"), "") or "").splitlines():
+        cells = line.split("\t")
+        if len(cells) < 4:
+            continue
+        name, expected, actual, sql = cells[:4]
+        rows.append({
+            "check": name,
+            "expected": None if expected == "-" else expected,
+            "actual": actual,
+            "passed": None if expected == "-" else actual == expected,
+            "sql": sql,
+        })
+    return rows
+
+
+def pg_stats(run_dir):
+    def parse(text):
+        return {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", text or "")}
+    before = parse(read(os.path.join(run_dir, "pgstat.before")))
+    after = parse(read(os.path.join(run_dir, "pgstat.after")))
+    return {k: after[k] - before.get(k, 0) for k in after} if after else {}
+
+
+def errors_by(s, label):
+    out = {}
+    for name in s.metrics:
+        m = re.match(r"^graphql_errors\{" + label + r":([^}]+)\}$", name)
+        if m and (s.get(name, "count", 0) or 0) > 0:
+            out[m.group(1)] = int(s.get(name, "count"))
+    return dict(sorted(out.items(), key=lambda x: -x[1]))
+
+
+def lat(s, metric, stats=("med", "p(90)", "p(95)", "p(99)", "max")):
+    return {k: s.get(metric, k) for k in stats}
+
+
+def lat_row(d):
+    return " / ".join(ms(d.get(k)) for k in ("med", "p(95)", "p(99)", "max"))
+
+
+def resources_of(rows, window=None):
+    sel = [r for r in rows if window is None or window(r)] or rows
+
+    def peak(key):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return max(vals) if vals else None
+
+    def avg(key):
+        vals = [r[key] for r in sel if r.get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    out = {}
+    for key in ("server_cpu", "k6_cpu", "redis_cpu", "pg_cpu", "machine_busy", "pool_in_use"):
+        out[f"{key}_peak"] = peak(key)
+        out[f"{key}_avg"] = avg(key)
+    out["server_rss_peak_mb"] = (peak("server_rss_kb") or 0) / 1024
+    out["k6_rss_peak_mb"] = (peak("k6_rss_kb") or 0) / 1024
+    out["pool_open_peak"] = peak("pool_open")
+    out["build_processes_peak"] = peak("build_procs")
+    out["samples"] = len(rows)
+    out["samples_averaged"] = len(sel)
+    return out
+
+
+def resources_md(res, what):
+    md = ["| process | CPU peak | CPU avg " + what + " | RSS peak |", "|---|---|---|---|"]
+    md.append(f"| server | {fmt(res['server_cpu_peak'], 0)} % | {fmt(res['server_cpu_avg'], 0)} % | {fmt(res['server_rss_peak_mb'], 0)} MB |")
+    if res.get("pg_cpu_peak") is not None:
+        md.append(f"| PostgreSQL (all backends) | {fmt(res['pg_cpu_peak'], 0)} % | {fmt(res['pg_cpu_avg'], 0)} % | |")
+    md.append(f"| k6 | {fmt(res['k6_cpu_peak'], 0)} % | {fmt(res['k6_cpu_avg'], 0)} % | {fmt(res['k6_rss_peak_mb'], 0)} MB |")
+    md.append(f"| Redis | {fmt(res['redis_cpu_peak'], 0)} % | {fmt(res['redis_cpu_avg'], 0)} % | |")
+    md.append(f"| whole machine (busy, 0–100 % of all cores) | {fmt(res['machine_busy_peak'], 0)} % | {fmt(res['machine_busy_avg'], 0)} % | |")
+    if res.get("pool_in_use_peak") is not None:
+        md.append(
+            f"| database pool: connections in use (of {fmt(res.get('pool_open_peak'), 0)} open) | "
+            f"{fmt(res['pool_in_use_peak'], 0)} | {fmt(res['pool_in_use_avg'], 0)} | |"
+        )
+    md.append("\nCPU % is of one core (200 % = both cores).\n")
+    return md
+
+
+def timeline_md(rows, every=1, limit=60):
+    if not rows:
+        return []
+    step = max(every, math.ceil(len(rows) / limit))
+    md = ["| t (s) | server CPU % | PostgreSQL CPU % | k6 CPU % | Redis CPU % | machine busy % | pool in use |",
+          "|---|---|---|---|---|---|---|"]
+    for r in rows[step - 1::step]:
+        md.append(
+            f"| {r['t']:.0f} | {fmt(r.get('server_cpu'), 0)} | {fmt(r.get('pg_cpu'), 0)} | {fmt(r.get('k6_cpu'), 0)} | "
+            f"{fmt(r.get('redis_cpu'), 0)} | {fmt(r.get('machine_busy'), 0)} | {fmt(r.get('pool_in_use'), 0)} |"
+        )
+    md.append("")
+    return md
+
+
+def sql_md(checks):
+    md = ["| check | expected | actual | result |", "|---|---|---|---|"]
+    for c in checks:
+        res = "info" if c["passed"] is None else pass_fail(c["passed"])
+        md.append(f"| {c['check']} | {c['expected'] if c['expected'] is not None else '—'} | {c['actual']} | {res} |")
+    md.append("\nThe queries, as run on the load database after the server stopped:\n")
+    md.append("```sql")
+    for c in checks:
+        md.append(f"-- {c['check']}" + (f" (expected {c['expected']})" if c["expected"] is not None else ""))
+        md.append(c["sql"] + ";")
+    md.append("```\n")
+    return md
+
+
+def run_md(ctx, load_model, extra_rows=()):
+    m = ctx["machine"]
+    src = ctx["source"]
+    md = ["## Run\n", "| | |", "|---|---|"]
+    md.append(f"| date (UTC) | {ctx['started']} → {ctx['finished']} |")
+    md.append(f"| command | `{ctx['command']}` |")
+    md.append(f"| k6 | `{ctx['k6_cmd']}` ({ctx['k6_version']}) |")
+    md.append(f"| machine | {m['nproc']} vCPU ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']} |")
+    md.append(
+        f"| server | release build of `{src['commit']}`"
+        + (" plus uncommitted changes in the working tree (another engineer's work in progress)" if src["uncommitted_server_changes"] else "")
+        + "; PostgreSQL, Redis and tansu on the same machine |"
+    )
+    seed = (read(os.path.join(ctx["run_dir"], "seed.args"), "") or "").strip()
+    if seed:
+        md.append(f"| data | `concert-reservation {seed}` |")
+    md.append(f"| load model | {load_model} |")
+    for k, v in extra_rows:
+        md.append(f"| {k} | {v} |")
+    md.append("")
+    md.append("Server settings (environment):\n")
+    md.append("```")
+    for k, v in ctx["server_env"].items():
+        if k == "JWT_SECRET":
+            v = "(dev secret)" if v == "dev-secret-change-me" else "(set)"
+        md.append(f"{k}={v}")
+    md.append("```\n")
+    return md
+
+
+def thresholds_md(plan, labels, goals):
+    md = ["## Thresholds and goals\n", "| criterion | measured | result |", "|---|---|---|"]
+    for name, expr, ok in plan:
+        label, measured = labels.get((name, expr), (f"`{name}` {expr}", ""))
+        md.append(f"| {label} | {measured} | {pass_fail(ok)} |")
+    for label, measured, ok in goals:
+        md.append(f"| {label} | {measured} | {'info' if ok is None else pass_fail(ok)} |")
+    md.append("")
+    return md
+
+
+def judged(s):
+    return [t for t in s.thresholds() if not re.search(r">=0$", t[1])]
+
+
+def log_md(serverlog):
+    md = [f"Server log: {serverlog['bytes'] / 1e6:.1f} MB; WARN/ERROR lines by message:\n"]
+    if serverlog["top"]:
+        md.append("| count | message |\n|---|---|")
+        for msg, n in serverlog["top"]:
+            md.append(f"| {n:,} | `{msg}` |")
+    else:
+        md.append("(none)")
+    md.append("")
+    return md
+
+
+def interference_note(res):
+    if res.get("build_processes_peak"):
+        return (
+            f"Other work compiled on this machine during the run (up to {res['build_processes_peak']:.0f} "
+            "rustc/cargo/nextest/cc/ld processes seen in the 1 s samples): they took CPU from the "
+            "server, PostgreSQL and k6, so the numbers are pessimistic."
+        )
+    return None
+
+
+def common_json(ctx, scenario, passed, plan):
+    return {
+        "scenario": scenario,
+        "passed": passed,
+        "command": ctx["command"],
+        "k6_command": ctx["k6_cmd"],
+        "k6_version": ctx["k6_version"],
+        "k6_exit": ctx["k6_exit"],
+        "started": ctx["started"],
+        "finished": ctx["finished"],
+        "machine": ctx["machine"],
+        "source": ctx["source"],
+        "seed": (read(os.path.join(ctx["run_dir"], "seed.args"), "") or "").strip(),
+        "server_settings": {k: ("(redacted)" if k == "JWT_SECRET" else v) for k, v in ctx["server_env"].items()},
+        "thresholds": [{"metric": n, "threshold": e, "passed": ok} for n, e, ok in plan],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# seat-stampede
+
+
+def report_seat_stampede(ctx):
+    s = ctx["summary"]
+    env = ctx["k6_env"]
+    server_env = ctx["server_env"]
+    users = int(env.get("USERS", 0))
+    seats = int(env.get("SEATS", 50))
+    expected = int(env.get("EXPECTED_HOLDS", min(seats, users)))
+    per_vu = int(env.get("USERS_PER_VU", 10))
+    mode = env.get("MODE", "seat")
+    attempts_max = int(env.get("MAX_ATTEMPTS", 3))
+    poll = float(env.get("POLL_SECONDS", 2))
+    rows = ctx["samples"]
+    prom = ctx["prometheus"]
+    c = lambda name: int(s.get(name, "count", 0) or 0)  # noqa: E731
+
+    fans = {k: c(f"stampede_fans_{k}") for k in ("held", "lost", "sold_out", "failed", "not_active")}
+    holds_ok = c("stampede_holds_ok")
+    attempts = c("stampede_hold_attempts")
+    unavailable = c("stampede_hold_seat_unavailable")
+    other = c("stampede_hold_other_errors")
+    hold_all = lat(s, "stampede_hold_ms")
+    hold_ok = lat(s, "stampede_hold_ok_ms")
+    hold_unav = lat(s, "stampede_hold_unavailable_ms")
+    real_rate = s.get("stampede_real_failed", "value")
+    real_count = s.get("stampede_real_failed", "passes")
+    all_count = (s.get("stampede_real_failed", "passes") or 0) + (s.get("stampede_real_failed", "fails") or 0)
+    gfailed_rate = s.get("graphql_failed", "value")
+    answered = s.get("stampede_hold_answered", "value")
+    ops = ["enterQueue", "queueStatus", "concert", "schedule", "holdSeats", "holdBestAvailable"]
+    per_op = {}
+    for op in ops:
+        n = s.get(f"http_reqs{{op:{op}}}", "count", 0) or 0
+        if n:
+            per_op[op] = {"requests": int(n), "latency_ms": lat(s, f"http_req_duration{{op:{op}}}"),
+                          "real_failed_rate": s.get(f"stampede_real_failed{{op:{op}}}", "value")}
+    codes = errors_by(s, "code")
+    by_op = errors_by(s, "op")
+    first_hold = s.get("stampede_hold_ok_at_seconds", "min")
+    last_hold = s.get("stampede_hold_ok_at_seconds", "max")
+    activation = lat(s, "stampede_activation_seconds", ("med", "p(95)", "max"))
+    active_at = lat(s, "stampede_active_at_seconds", ("min", "med", "max"))
+    booking = lat(s, "stampede_booking_seconds", ("med", "p(95)", "p(99)", "max"))
+    hold_codes = {}
+    for name in s.metrics:
+        m = re.match(r"^stampede_hold_other_errors\{code:([^}]+)\}$", name)
+        if m and (s.get(name, "count", 0) or 0) > 0:
+            hold_codes[m.group(1)] = int(s.get(name, "count"))
+    lock_timeouts = sum(hold_codes.get(k, 0) for k in ("BUSY", "TIMEOUT"))
+
+    checks = sql_checks(ctx["run_dir"])
+    sql_ok = bool(checks) and all(ch["passed"] is not False for ch in checks)
+    pg = pg_stats(ctx["run_dir"])
+    res = resources_of(rows, lambda r: (r.get("k6_cpu") or 0) > 5)
+    serverlog = server_log_summary(os.path.join(ctx["run_dir"], "server.log"))
+
+    hold_hist = hist_buckets(prom, "hold_duration_seconds")
+    server_side = {
+        "hold_transaction_p50_s_le": hist_quantile(hold_hist, 0.5),
+        "hold_transaction_p95_s_le": hist_quantile(hold_hist, 0.95),
+        "hold_transaction_p99_s_le": hist_quantile(hold_hist, 0.99),
+        "hold_transaction_mean_ms": (
+            1000 * counter_sum(prom, "hold_duration_seconds_sum") / counter_sum(prom, "hold_duration_seconds_count")
+            if counter_sum(prom, "hold_duration_seconds_count") else None),
+        "holds_by_outcome": counter_by(prom, "holds_total", "outcome"),
+        "skip_locked_misses": counter_sum(prom, "skip_locked_misses_total"),
+        "db_retries": counter_by(prom, "db_retries_total", "reason"),
+        "db_pool_wait_p99_s_le": hist_quantile(hist_buckets(prom, "db_pool_wait_seconds"), 0.99),
+        "graphql_errors_total": counter_sum(prom, "graphql_errors_total"),
+        "deadlocks": pg.get("deadlocks"),
+        "xact_commit": pg.get("xact_commit"),
+        "xact_rollback": pg.get("xact_rollback"),
+    }
+
+    plan = judged(s)
+    order = ["stampede_hold_ms", "stampede_holds_ok", "stampede_real_failed", "stampede_hold_answered", "stampede_fans_not_active"]
+    plan.sort(key=lambda t: (order.index(t[0]) if t[0] in order else len(order), t[1]))
+    fans_total = sum(fans.values())
+    goals = [
+        ("data consistency: every SQL check as expected (nothing oversold, exactly the held seats HELD)",
+         f"{sum(1 for ch in checks if ch['passed'])} of {sum(1 for ch in checks if ch['passed'] is not None)} checks" if checks else "not run",
+         sql_ok),
+        ("every fan has one final outcome", f"{fans_total:,} of {users:,}", fans_total == users),
+        ("deadlocks (pg_stat_database, load database)", fmt(pg.get("deadlocks"), 0), None if pg.get("deadlocks") is None else pg.get("deadlocks") < 10),
+    ]
+    passed = all(ok for _, _, ok in plan) and all(ok is not False for _, _, ok in goals) and ctx["k6_exit"] in (0, 99)
+    k6_broke = ctx["k6_exit"] not in (0, 99)
+
+    # ---- what limited it
+    notes = []
+    if last_hold is not None and active_at.get("min") is not None:
+        notes.append(
+            f"The seats went in {fmt(last_hold - first_hold, 2)} s: the first hold succeeded {secs(first_hold)} after the "
+            f"start, the {holds_ok}th {secs(last_hold)} after it; the first fans were ACTIVE at {secs(active_at['min'])}, "
+            f"the last at {secs(active_at['max'])}. Everything after that was fans being told, correctly, that the seats were gone."
+        )
+    notes.append(
+        f"Locks: {holds_ok} holds succeeded out of {attempts:,} attempts; {unavailable:,} were answered SEAT_UNAVAILABLE "
+        f"(the seat was taken, or its row was locked by another fan's hold at that instant: FOR UPDATE SKIP LOCKED skips it "
+        f"instead of waiting). Lock timeouts / BUSY: {lock_timeouts}. The server counted {fmt(server_side['skip_locked_misses'], 0)} "
+        f"holds that could not lock every seat they wanted. Nobody waits for a row lock here, so lock acquisition time is simply "
+        f"the hold request's latency (P99 {ms(hold_all.get('p(99)'))})."
+    )
+    if server_side["hold_transaction_mean_ms"] is not None:
+        notes.append(
+            f"Inside the server the hold transaction itself (`hold_duration_seconds`, timed once a database connection is "
+            f"in hand) took {fmt(server_side['hold_transaction_mean_ms'], 1)} ms on average (P99 "
+            f"{le_ms(server_side['hold_transaction_p99_s_le'])}). The rest of the {ms(hold_all.get('med'))} median seen by k6 "
+            f"is waiting before it: a database pool checkout for the schedule lookup, a Redis pool checkout for the queue "
+            f"check, a second database checkout for the transaction (the pools are shared with the crowd's polls and "
+            f"catalogue reads: wait P99 {le_ms(server_side['db_pool_wait_p99_s_le'])}), and CPU."
+        )
+    if res.get("machine_busy_avg") is not None:
+        notes.append(
+            f"CPU: k6, the server, PostgreSQL and Redis share {ctx['machine']['nproc']} cores. While k6 was busy the machine was "
+            f"{fmt(res['machine_busy_avg'], 0)} % busy on average (peak {fmt(res['machine_busy_peak'], 0)} %): server "
+            f"{fmt(res['server_cpu_avg'], 0)} %, PostgreSQL {fmt(res['pg_cpu_avg'], 0)} %, k6 {fmt(res['k6_cpu_avg'], 0)} %, "
+            f"Redis {fmt(res['redis_cpu_avg'], 0)} % of one core"
+            + (f" — {fmt(res['machine_busy_avg'] * 2 - sum((res.get(k) or 0) for k in ('server_cpu_avg', 'pg_cpu_avg', 'k6_cpu_avg', 'redis_cpu_avg')), 0)} % "
+               "of one core went to other processes" if res['machine_busy_avg'] * 2 - sum((res.get(k) or 0) for k in ('server_cpu_avg', 'pg_cpu_avg', 'k6_cpu_avg', 'redis_cpu_avg')) > 25 else "")
+            + f". The hard part for the machine is not the holds ({attempts:,} for {users:,} fans) but the crowd around them: "
+            f"{users:,} enterQueue at once, then their polls, schedule lists and seat maps, all within seconds."
+        )
+    if fans["sold_out"]:
+        notes.append(
+            f"{fans['sold_out']:,} fans saw no free seat on their seat map and never sent a hold; {fans['lost']:,} tried and "
+            f"lost every attempt (up to {attempts_max}): they lost the race for a seat that was free when they looked, or "
+            f"looked at a map up to {server_env.get('SEAT_MAP_CACHE_TTL_SECONDS', '2')} s old (the cache's TTL; every hold "
+            f"drops it, so the next reader rebuilds it from PostgreSQL), and were told SEAT_UNAVAILABLE at once."
+        )
+    other_codes = {k: v for k, v in codes.items() if k != "SEAT_UNAVAILABLE"}
+    if other_codes:
+        fails_by_op = {op: round((d["real_failed_rate"] or 0) * d["requests"]) for op, d in per_op.items() if d["real_failed_rate"]}
+        causes = []
+        log = dict(serverlog["top"])
+        n_redis = sum(v for k, v in log.items() if "redis: Timed out in bb8" in k)
+        n_db = sum(v for k, v in log.items() if "database pool timed out" in k)
+        n_cache = sum(v for k, v in log.items() if "seat map cache unreadable" in k)
+        if n_redis:
+            causes.append(f"{n_redis:,}× the Redis pool's 2 s checkout timeout (“redis: Timed out in bb8”, answered QUEUE_UNAVAILABLE "
+                          f"to queue operations)")
+        if n_db:
+            causes.append(f"{n_db:,}× the database pool's checkout timeout (DATABASE_POOL_TIMEOUT_MS, answered UNAVAILABLE)")
+        if n_cache:
+            causes.append(f"{n_cache:,}× the seat-map cache read could not get a Redis connection in time (logged as "
+                          f"“no connection - Io”) and read PostgreSQL instead")
+        notes.append(
+            "Real failures: " + ", ".join(f"{k} {v:,}" for k, v in other_codes.items())
+            + (" — by operation " + ", ".join(f"{op} {n:,}" for op, n in fails_by_op.items()) if fails_by_op else "")
+            + (". The server log says why: " + "; ".join(causes) if causes else "")
+            + ". None of them is a hold: the seats' locks were never the problem; the queue's polls and the catalogue reads "
+              "around them were, with the CPU saturated and " + server_env.get("REDIS_POOL_SIZE", "32") + " Redis / "
+            + server_env.get("DATABASE_POOL_SIZE", "32") + " database connections for the whole crowd. Fans retry these "
+              "(a failed poll at the next poll, a failed read after 250 ms), so they cost time, not seats."
+            if not hold_codes else ""
+        )
+        if hold_codes:
+            notes[-1] = ("Real failures: " + ", ".join(f"{k} {v:,}" for k, v in other_codes.items())
+                         + "; of the holds: " + ", ".join(f"{k} {v:,}" for k, v in hold_codes.items())
+                         + (". The server log says why: " + "; ".join(causes) if causes else "") + ".")
+    n = interference_note(res)
+    if n:
+        notes.append(n)
+    if k6_broke:
+        notes.append(f"k6 exited with status {ctx['k6_exit']} (not a threshold failure): see k6.log.")
+
+    # ---- markdown
+    md = ["# Load test: seat reservation stampede (scenario 1)\n"]
+    md.append(
+        f"**Result: {'PASS' if passed else 'FAIL'}** — {users:,} fans went through the queue and raced for {seats} seats "
+        f"({users / max(1, seats):,.0f} : 1); {holds_ok} holds succeeded (expected {expected}), hold P95 {ms(hold_all.get('p(95)'))}, "
+        f"P99 {ms(hold_all.get('p(99)'))}, real failures {fmt((real_rate or 0) * 100, 3)} %, "
+        f"SQL consistency {'all as expected' if sql_ok else 'FAILED'}.\n"
+    )
+    kind = {"seat": "`holdSeats` of one seat chosen at random among those its seat map shows AVAILABLE",
+            "best": "`holdBestAvailable(count: 1)`",
+            "mix": "odd user ids `holdSeats` of a random free-looking seat, even ones `holdBestAvailable(count: 1)`"}[mode]
+    md += run_md(ctx,
+        f"{users:,} fans = {math.ceil(users / per_vu):,} k6 VUs × {per_vu} fans, all starting together. Each fan: "
+        f"`enterQueue` → `queueStatus` every {poll:g} s until ACTIVE → `concert {{ schedules }}` → `schedule {{ seats }}` → "
+        f"{kind}; on SEAT_UNAVAILABLE it reloads the seat map and tries again (at most {attempts_max} holds); a fan whose "
+        f"map shows no free seat stops. A VU sends the due requests of its fans together in one parallel `http.batch`.",
+        [("error accounting", "SEAT_UNAVAILABLE is the expected answer for all but the winners, so it is a business outcome, not "
+          "an error: the error rate is over **real failures** (HTTP ≠ 200, no response, bad JSON, or any code other than "
+          "SEAT_UNAVAILABLE) across every request. `graphql_failed`, which counts every error answer, is shown for reference.")])
+    labels = {
+        ("stampede_hold_ms", "p(95)<500"): ("reservation (hold request) latency P95 < 500 ms", ms(hold_all.get("p(95)"))),
+        ("stampede_hold_ms", "p(99)<5000"): ("lock acquisition P99 < 5 s (hold latency: the locks are taken in it)", ms(hold_all.get("p(99)"))),
+        ("stampede_holds_ok", f"count=={expected}"): (f"exactly {expected} successful holds", f"{holds_ok}"),
+        ("stampede_real_failed", "rate<0.005"): ("error rate (real failures) < 0.5 %", f"{fmt((real_rate or 0) * 100, 3)} % ({fmt(real_count, 0)} of {all_count:,})"),
+        ("stampede_hold_answered", "rate>0.999"): ("lock success > 99.9 % (hold answered held or SEAT_UNAVAILABLE)", f"{fmt((answered or 0) * 100, 3)} %"),
+        ("stampede_fans_not_active", "count<1"): ("every fan got through the queue", f"{fans['not_active']:,} did not"),
+    }
+    md += thresholds_md(plan, labels, goals)
+
+    md.append("## Results\n")
+    md.append("| metric | value |\n|---|---|")
+    md.append(f"| fans | {users:,}: **{fans['held']:,} got a seat**, {fans['lost']:,} tried and lost, {fans['sold_out']:,} saw it sold out, "
+              f"{fans['failed']:,} stopped on a failure, {fans['not_active']:,} never ACTIVE |")
+    md.append(f"| reservation success | {holds_ok} of {users:,} fans = {fmt(100 * holds_ok / max(1, users), 2)} % (plan: 50 of 10,000 = 0.5 %) |")
+    md.append(f"| hold attempts | {attempts:,}: held {holds_ok}, SEAT_UNAVAILABLE {unavailable:,}, other errors {other:,} |")
+    md.append(f"| failure breakdown of the holds (plan: lock timeout vs already reserved) | already reserved (SEAT_UNAVAILABLE) {unavailable:,}; "
+              f"lock timeout (BUSY / TIMEOUT) {lock_timeouts}; other {other - lock_timeouts:,}"
+              + (" (" + ", ".join(f"{k} {v:,}" for k, v in hold_codes.items() if k not in ("BUSY", "TIMEOUT")) + ")"
+                 if any(k not in ("BUSY", "TIMEOUT") for k in hold_codes) else "") + " |")
+    md.append(f"| hold latency, every attempt, P50 / P95 / P99 / max | {lat_row(hold_all)} |")
+    md.append(f"| hold latency, successful, P50 / P95 / P99 / max | {lat_row(hold_ok)} |")
+    md.append(f"| hold latency, SEAT_UNAVAILABLE, P50 / P95 / P99 / max | {lat_row(hold_unav)} |")
+    if first_hold is not None:
+        md.append(f"| when the seats went (since the start) | first {secs(first_hold)}, last {secs(last_hold)} |")
+    md.append(f"| queue: enter → ACTIVE seen, P50 / P95 / max | {secs(activation.get('med'))} / {secs(activation.get('p(95)'))} / {secs(activation.get('max'))} |")
+    md.append(f"| booking: ACTIVE → final answer, P50 / P95 / P99 / max | {secs(booking.get('med'))} / {secs(booking.get('p(95)'))} / {secs(booking.get('p(99)'))} / {secs(booking.get('max'))} |")
+    md.append(f"| real failures (judged) | {fmt(real_count, 0)} of {all_count:,} requests ({fmt((real_rate or 0) * 100, 3)} %) |")
+    md.append(f"| every error answer incl. SEAT_UNAVAILABLE (`graphql_failed`, not judged) | {fmt((gfailed_rate or 0) * 100, 2)} % |")
+    md.append("| errors by code | " + (", ".join(f"`{k}` {v:,}" for k, v in codes.items()) or "none") + " |")
+    if by_op:
+        md.append("| errors by operation | " + ", ".join(f"{k} {v:,}" for k, v in by_op.items()) + " |")
+    bad = c("stampede_bad_payload")
+    dup = c("stampede_hold_already_exists")
+    md.append(f"| malformed answers / HOLD_ALREADY_EXISTS | {bad} / {dup} |")
+    md.append("")
+    md.append("Requests by operation:\n")
+    md.append("| operation | requests | P50 | P95 | P99 | max | real failures |\n|---|---|---|---|---|---|---|")
+    for op, d in per_op.items():
+        l = d["latency_ms"]
+        md.append(f"| {op} | {d['requests']:,} | {ms(l.get('med'))} | {ms(l.get('p(95)'))} | {ms(l.get('p(99)'))} | {ms(l.get('max'))} | "
+                  f"{fmt((d['real_failed_rate'] or 0) * 100, 3)} % |")
+    md.append("")
+
+    md.append("## Data consistency (SQL)\n")
+    md += sql_md(checks) if checks else ["(not run)\n"]
+
+    md.append("## Server view\n")
+    md.append("| metric | value |\n|---|---|")
+    md.append(f"| hold transaction time in the server (`hold_duration_seconds`, after the pool checkout) mean / P50 / P95 / P99 | "
+              f"{fmt(server_side['hold_transaction_mean_ms'], 1, ' ms')} / {le_ms(server_side['hold_transaction_p50_s_le'])} / "
+              f"{le_ms(server_side['hold_transaction_p95_s_le'])} / {le_ms(server_side['hold_transaction_p99_s_le'])} |")
+    md.append("| holds by outcome (`holds_total`) | " + (", ".join(f"{k} {v:,.0f}" for k, v in server_side["holds_by_outcome"].items()) or "n/a") + " |")
+    md.append(f"| lock contention: holds that could not lock every seat (`skip_locked_misses_total`) | {fmt(server_side['skip_locked_misses'], 0)} |")
+    retries = server_side["db_retries"]
+    md.append("| transactions retried (deadlock / serialization / lock timeout; `db_retries_total`) | "
+              + (", ".join(f"{k or 'all'} {v:,.0f}" for k, v in retries.items()) if retries else "0") + " |")
+    md.append(f"| database pool wait P99 (`db_pool_wait_seconds`) | {le_ms(server_side['db_pool_wait_p99_s_le'])} |")
+    md.append(f"| PostgreSQL deadlocks during the run (`pg_stat_database.deadlocks` delta) | {fmt(pg.get('deadlocks'), 0)} |")
+    md.append(f"| PostgreSQL transactions committed / rolled back during the run | {fmt(pg.get('xact_commit'), 0)} / {fmt(pg.get('xact_rollback'), 0)} |")
+    md.append("")
+    md += log_md(serverlog)
+
+    md.append("## Resources (sampled every second)\n")
+    md += resources_md(res, "while k6 was busy")
+    if rows:
+        md.append("Timeline:\n")
+        md += timeline_md([r for r in rows], 1, 40)
+
+    md.append("## What limited it\n")
+    for n_ in notes:
+        md.append(f"- {n_}")
+    md.append("")
+    md.append("## Reproduce\n")
+    md.append(
+        f"```sh\n{ctx['command']}\n```\n\nRaw artefacts of this run (not committed): `{ctx['run_dir_rel']}/` "
+        "(k6 summary and log, samples.tsv, server log, /metrics, sql-checks.tsv, pg_stat_database). Numbers in "
+        f"`{os.path.basename(ctx['out'])}.json`."
+    )
+
+    data = common_json(ctx, "seat-stampede", passed, plan)
+    data.update({
+        "goals": [{"goal": g, "measured": m_, "passed": ok} for g, m_, ok in goals],
+        "load_model": {"users": users, "seats": seats, "expected_holds": expected, "users_per_vu": per_vu,
+                       "vus": math.ceil(users / per_vu) if users else None, "mode": mode, "max_attempts": attempts_max,
+                       "poll_seconds": poll},
+        "error_accounting": "real failures = every request whose answer is not data or SEAT_UNAVAILABLE",
+        "results": {
+            "fans": fans, "holds_ok": holds_ok, "hold_attempts": attempts, "seat_unavailable": unavailable,
+            "hold_other_errors": other, "hold_errors_by_code": hold_codes, "lock_timeouts": lock_timeouts,
+            "hold_latency_ms": hold_all, "hold_ok_latency_ms": hold_ok, "hold_unavailable_latency_ms": hold_unav,
+            "first_hold_at_s": first_hold, "last_hold_at_s": last_hold,
+            "activation_seconds": activation, "booking_seconds": booking,
+            "real_failed_rate": real_rate, "real_failed_count": real_count, "requests": all_count,
+            "graphql_failed_rate": gfailed_rate, "errors_by_code": codes, "errors_by_op": by_op, "per_op": per_op,
+        },
+        "sql_checks": checks,
+        "pg_stat_database_delta": pg,
+        "server_metrics": server_side,
+        "resources": res,
+        "server_log": serverlog,
+        "notes": notes,
+        "samples": rows,
+    })
+    return "\n".join(md) + "\n", data, passed
+
+
+# ------------------------------------------------------------------------------------------------
+# payments
+
+
+def report_payments(ctx):
+    s = ctx["summary"]
+    env = ctx["k6_env"]
+    server_env = ctx["server_env"]
+    run_dir = ctx["run_dir"]
+    users = int(env.get("USERS", 0))
+    rate = int(env.get("RATE", 0))
+    duration = int(env.get("DURATION", 0))
+    payments_target = int(env.get("PAYMENTS", rate * duration))
+    prep_wanted = int(env.get("PREPARE_HOLDS", payments_target))
+    concerts = int(env.get("CONCERTS", 0))
+    pre_vus = int(env.get("PRE_VUS", 500))
+    max_vus = int(env.get("MAX_VUS", 1000))
+    rows = ctx["samples"]
+    prom = ctx["prometheus"]
+    prom_prep = prometheus(read(os.path.join(run_dir, "metrics.prepare.txt"), ""))
+    prep = json.loads(read(os.path.join(run_dir, "prepare.json"), "{}") or "{}")
+    prep_s = None
+    if os.path.exists(os.path.join(run_dir, "prepare-summary.json")):
+        with open(os.path.join(run_dir, "prepare-summary.json"), encoding="utf-8") as f:
+            prep_s = Summary(json.load(f))
+    prep_rows = samples(os.path.join(run_dir, "prepare-samples.tsv"))
+    c = lambda name: int(s.get(name, "count", 0) or 0)  # noqa: E731
+
+    ok = c("payments_ok")
+    started = c("iterations")
+    dropped = c("dropped_iterations")
+    no_hold = c("payments_no_hold_left")
+    pay_reqs = int(s.get("http_reqs{op:pay}", "count", 0) or 0)
+    succ_rate = s.get("payment_succeeded", "value")
+    failed_rate = s.get("graphql_failed", "value")
+    failed_count = int(s.get("graphql_failed", "passes", 0) or 0)
+    lat_all = lat(s, "http_req_duration{op:pay}")
+    lat_ok = lat(s, "payment_ms")
+    lat_fail = lat(s, "payment_failed_ms", ("med", "p(95)", "max"))
+    codes = errors_by(s, "code")
+    vus_max = s.get("vus_max", "max") or s.get("vus_max", "value")
+    vus_peak = s.get("vus", "max")
+    windows = []
+    for name in sorted(s.metrics):
+        m = re.match(r"^http_req_duration\{op:pay,window:w(\d+)\}$", name)
+        if not m or not s.get(name, "count"):
+            continue
+        w = int(m.group(1))
+        n = int(s.get(name, "count"))
+        windows.append({
+            "from_s": w * 10, "payments_sent": n, "per_s": n / 10, "p50_ms": s.get(name, "med"), "p95_ms": s.get(name, "p(95)"),
+            "p99_ms": s.get(name, "p(99)"),
+            "succeeded": s.get(f"payment_succeeded{{window:w{m.group(1)}}}", "value"),
+        })
+    # Throughput: completed payments over the measured phase (the scenario's duration, plus the
+    # drain of those still in flight when it ended).
+    tps = ok / duration if duration else None
+    # The steady part: windows after the first 10 s and before the last one.
+    steady = windows[1:-1] if len(windows) > 3 else windows
+    steady_tps = sum(w["per_s"] * (w["succeeded"] or 0) for w in steady) / len(steady) if steady else None
+
+    checks = sql_checks(run_dir)
+    sql_ok = bool(checks) and all(ch["passed"] is not False for ch in checks)
+    db_payments = next((int(ch["actual"]) for ch in checks if ch["check"] == "payments" and ch["actual"].isdigit()), None)
+    pg = pg_stats(run_dir)
+    res = resources_of(rows, lambda r: (r.get("k6_cpu") or 0) > 5)
+    prep_res = resources_of(prep_rows) if prep_rows else None
+    serverlog = server_log_summary(os.path.join(run_dir, "server.log"))
+
+    pay_hist = hist_buckets(prom, "payment_duration_seconds")
+    pool_wait = hist_diff(hist_buckets(prom, "db_pool_wait_seconds"), hist_buckets(prom_prep, "db_pool_wait_seconds"))
+    pool_wait_sum = (counter_sum(prom, "db_pool_wait_seconds_sum") or 0) - (counter_sum(prom_prep, "db_pool_wait_seconds_sum") or 0)
+    pool_wait_n = (counter_sum(prom, "db_pool_wait_seconds_count") or 0) - (counter_sum(prom_prep, "db_pool_wait_seconds_count") or 0)
+    statements = (counter_sum(prom, "db_statements_total") or 0) - (counter_sum(prom_prep, "db_statements_total") or 0)
+    retries_after = counter_by(prom, "db_retries_total", "reason")
+    retries_before = counter_by(prom_prep, "db_retries_total", "reason")
+    retries = {k: v - retries_before.get(k, 0) for k, v in retries_after.items() if v - retries_before.get(k, 0)}
+    server_side = {
+        "payment_mean_ms": (1000 * counter_sum(prom, "payment_duration_seconds_sum") / counter_sum(prom, "payment_duration_seconds_count")
+                            if counter_sum(prom, "payment_duration_seconds_count") else None),
+        "payment_p50_s_le": hist_quantile(pay_hist, 0.5),
+        "payment_p95_s_le": hist_quantile(pay_hist, 0.95),
+        "payment_p99_s_le": hist_quantile(pay_hist, 0.99),
+        "payments_by_outcome": counter_by(prom, "payments_total", "outcome"),
+        "db_pool_wait_mean_ms": 1000 * pool_wait_sum / pool_wait_n if pool_wait_n else None,
+        "db_pool_wait_p50_s_le": hist_quantile(pool_wait, 0.5),
+        "db_pool_wait_p99_s_le": hist_quantile(pool_wait, 0.99),
+        "db_pool_checkouts": pool_wait_n,
+        "db_statements": statements,
+        "db_statements_per_payment_request": statements / pay_reqs if pay_reqs else None,
+        "db_retries": retries,
+        "deadlocks": pg.get("deadlocks"),
+        "xact_commit": pg.get("xact_commit"),
+        "xact_rollback": pg.get("xact_rollback"),
+        "xact_commit_per_payment_request": pg.get("xact_commit") / pay_reqs if pay_reqs and pg.get("xact_commit") else None,
+    }
+    prep_info = {}
+    if prep:
+        prep_info = {
+            "seconds": prep.get("seconds"), "holds": prep.get("holds"), "wanted": prep.get("wanted"),
+            "holds_per_second": prep["holds"] / prep["seconds"] if prep.get("seconds") else None,
+        }
+        if prep_s:
+            prep_info["hold_latency_ms"] = lat(prep_s, "prepare_hold_ms", ("med", "p(95)", "p(99)", "max"))
+            prep_info["failed"] = int(prep_s.get("prepare_failed", "count", 0) or 0)
+            prep_info["errors_by_code"] = errors_by(prep_s, "code")
+            prep_info["requests"] = {op: int(prep_s.get(f"http_reqs{{op:{op}}}", "count", 0) or 0) for op in ("enterQueue", "queueStatus", "holdSeats")}
+        if prep_res:
+            prep_info["resources"] = prep_res
+
+    plan = judged(s)
+    order = ["http_req_duration{op:pay}", "payment_succeeded", "graphql_failed"]
+    plan.sort(key=lambda t: (order.index(t[0]) if t[0] in order else len(order), t[1]))
+    goals = [
+        (f"throughput: the offered {rate:,} payments/s completed (≥ 99 %)", f"{fmt(tps, 0)} /s ({ok:,} in {duration} s)",
+         tps is not None and tps >= 0.99 * rate),
+        ("max throughput > 500 TPS (plan, success criteria)", f"{fmt(tps, 0)} /s", tps is not None and tps > 500),
+        ("deadlocks < 10 (`pg_stat_database.deadlocks` delta during the measured phase)", fmt(pg.get("deadlocks"), 0),
+         None if pg.get("deadlocks") is None else pg.get("deadlocks") < 10),
+        ("data consistency 100 %: every SQL check as expected",
+         f"{sum(1 for ch in checks if ch['passed'])} of {sum(1 for ch in checks if ch['passed'] is not None)} checks" if checks else "not run",
+         sql_ok),
+        ("payments in the database = receipts k6 got", f"{fmt(db_payments, 0)} vs {ok:,}",
+         None if db_payments is None else db_payments == ok),
+        ("every started payment had a prepared hold", f"{no_hold:,} without", no_hold == 0),
+    ]
+    passed = all(t[2] for t in plan) and all(g[2] is not False for g in goals) and ctx["k6_exit"] in (0, 99)
+    k6_broke = ctx["k6_exit"] not in (0, 99)
+
+    # ---- what limited it
+    notes = []
+    if tps is not None and rate and tps < 0.99 * rate:
+        notes.append(
+            f"Throughput: {rate:,} payments/s were offered and {fmt(tps, 0)}/s completed ({fmt(steady_tps, 0)}/s in the steady "
+            f"10 s windows). k6 started {started:,} payments and dropped {dropped:,} it had no free VU for: with up to {max_vus:,} "
+            f"payments in flight, the server answered more slowly than they arrived, so the in-flight ones queued (P50 "
+            f"{ms(lat_all.get('med'))}) and the rest were never sent. This is the ceiling of this machine, not a safe operating point."
+        )
+    if res.get("machine_busy_avg") is not None:
+        notes.append(
+            f"CPU: the machine was {fmt(res['machine_busy_avg'], 0)} % busy on average while paying (peak {fmt(res['machine_busy_peak'], 0)} %): "
+            f"PostgreSQL {fmt(res['pg_cpu_avg'], 0)} %, server {fmt(res['server_cpu_avg'], 0)} %, k6 {fmt(res['k6_cpu_avg'], 0)} %, "
+            f"Redis {fmt(res['redis_cpu_avg'], 0)} % of one core, on {ctx['machine']['nproc']} cores shared by all of them. "
+            + ("PostgreSQL is the largest consumer: the payment transaction and its commit are the expensive part."
+               if (res.get("pg_cpu_avg") or 0) >= max(res.get("server_cpu_avg") or 0, res.get("k6_cpu_avg") or 0) else "")
+        )
+    if server_side["db_pool_wait_mean_ms"] is not None:
+        notes.append(
+            f"Connection pool ({server_env.get('DATABASE_POOL_SIZE', '32')} connections): "
+            f"{fmt(res.get('pool_in_use_avg'), 0)} in use on average (peak {fmt(res.get('pool_in_use_peak'), 0)}); a checkout waited "
+            f"{fmt(server_side['db_pool_wait_mean_ms'], 1)} ms on average (P99 {le_ms(server_side['db_pool_wait_p99_s_le'])}) over "
+            f"{server_side['db_pool_checkouts']:,.0f} checkouts, i.e. {server_side['db_pool_checkouts'] / max(1, pay_reqs):.1f} per payment "
+            f"(the pre-checks, then the transaction). A saturated pool in front of a saturated PostgreSQL: a larger pool would "
+            f"only move the queue into PostgreSQL."
+            + (f" {codes.get('UNAVAILABLE', 0):,} payments waited longer than DATABASE_POOL_TIMEOUT_MS and were answered UNAVAILABLE."
+               if codes.get("UNAVAILABLE") else "")
+        )
+    if server_side["xact_commit_per_payment_request"]:
+        notes.append(
+            f"Per payment request PostgreSQL committed {server_side['xact_commit_per_payment_request']:.1f} transactions and the server ran "
+            f"{fmt(server_side['db_statements_per_payment_request'], 1)} SQL statements: the idempotency replay check, the reservation "
+            f"and schedule lookups run as separate autocommit statements before the payment transaction (claim key, lock hold, "
+            f"deduct, ledger, payment, seats, reservation, outbox, store receipt), each commit a WAL flush (synchronous_commit on)."
+        )
+    notes.append(
+        f"Locks: each fan pays one hold at a time (a fan's payments are {users:,} iterations, ~{users / max(1, rate):.0f} s, apart), "
+        f"so the per-user balance row lock is never contended; deadlocks {fmt(pg.get('deadlocks'), 0)}, transaction retries "
+        + (", ".join(f"{k} {v:,.0f}" for k, v in retries.items()) if retries else "0") + "."
+    )
+    if prep_info:
+        notes.append(
+            f"Preparing: {prep_info.get('holds', 0):,} holds (and as many queue tokens) were made through the API in "
+            f"{prep_info.get('seconds')} s ({fmt(prep_info.get('holds_per_second'), 0)} holds/s)"
+            + (f", fewer than the {payments_target:,} that {rate:,}/s × {duration} s would need: this machine cannot start that many "
+               f"payments in {duration} s anyway (see throughput), and making them all would take longer than a run should. "
+               f"PREPARE_HOLDS={prep_wanted:,} was set so that no started payment lacks a hold."
+               if prep_wanted < payments_target else ".")
+        )
+    charged = next((ch["actual"] for ch in checks if ch["check"].startswith("payments k6 saw fail")), None)
+    if db_payments is not None and db_payments != ok:
+        notes.append(
+            f"The database holds {db_payments:,} payments, k6 got {ok:,} receipts. Of the payments k6 saw fail, the database "
+            f"shows as paid: {charged or 'n/a'} (by the code k6 was answered). A payment answered TIMEOUT "
+            f"(“the request took longer than REQUEST_TIMEOUT_MS”) can have committed: the server stops waiting for the "
+            f"resolver but the work it started may finish. The fan was charged and told it failed; retrying with the same "
+            f"idempotency key replays the receipt, so a client must treat TIMEOUT as “unknown” and retry with the same key."
+        )
+    n = interference_note(res)
+    if n:
+        notes.append(n)
+    if codes:
+        notes.append("Errors by code: " + ", ".join(f"{k} {v:,}" for k, v in codes.items()) + " (server log below, k6.log).")
+    if k6_broke:
+        notes.append(f"k6 exited with status {ctx['k6_exit']} (not a threshold failure): see k6.log.")
+
+    # ---- markdown
+    md = ["# Load test: concurrent payments (scenario 3)\n"]
+    md.append(
+        f"**Result: {'PASS' if passed else 'FAIL'}** — {rate:,} payments/s offered for {duration} s by fans with enough points, "
+        f"each paying a hold made beforehand: {ok:,} paid ({fmt(tps, 0)}/s), payment P95 {ms(lat_all.get('p(95)'))}, "
+        f"P99 {ms(lat_all.get('p(99)'))}, error rate {fmt((failed_rate or 0) * 100, 3)} %, deadlocks {fmt(pg.get('deadlocks'), 0)}, "
+        f"SQL consistency {'all as expected' if sql_ok else 'FAILED'}.\n"
+    )
+    extra = []
+    if prep_info:
+        pl = prep_info.get("hold_latency_ms", {})
+        extra.append((
+            "prepare phase (not measured)",
+            f"{prep_info.get('holds', 0):,} of {prep_info.get('wanted', 0):,} holds made through the API in {prep_info.get('seconds')} s "
+            f"({fmt(prep_info.get('holds_per_second'), 0)}/s): per hold `enterQueue` (everyone admitted within a tick), then "
+            f"`holdSeats` of a seat of its own with that Queue-Token; hold P50 / P95 {ms(pl.get('med'))} / {ms(pl.get('p(95)'))}; "
+            f"{prep_info.get('failed', 0)} failed" + (f" ({', '.join(f'{k} {v}' for k, v in prep_info.get('errors_by_code', {}).items())})" if prep_info.get('errors_by_code') else "")
+        ))
+    md += run_md(ctx,
+        f"k6 `constant-arrival-rate`: {rate:,} iterations/s for {duration} s ({payments_target:,} payments), "
+        f"{pre_vus:,} VUs pre-allocated, at most {max_vus:,} (payments in flight). Iteration k pays prepared hold k: "
+        f"`pay(reservationId, idempotencyKey)` with the fan's JWT and ACTIVE Queue-Token. {users:,} fans × {concerts} concerts "
+        f"(one schedule each, a seat per fan), hold k = fan k mod {users:,} in concert k div {users:,}, so a fan pays at most one "
+        f"hold at a time. Holds are read from a SharedArray, not from setup data.",
+        extra)
+    labels = {
+        ("http_req_duration{op:pay}", "p(95)<500"): ("payment P95 < 500 ms", ms(lat_all.get("p(95)"))),
+        ("http_req_duration{op:pay}", "p(99)<1000"): ("payment P99 < 1,000 ms (success criteria)", ms(lat_all.get("p(99)"))),
+        ("payment_succeeded", "rate>0.995"): ("success rate > 99.5 %", f"{fmt((succ_rate or 0) * 100, 3)} %"),
+        ("graphql_failed", "rate<0.005"): ("error rate < 0.5 %", f"{fmt((failed_rate or 0) * 100, 3)} % ({failed_count:,} of {pay_reqs:,})"),
+    }
+    md += thresholds_md(plan, labels, goals)
+
+    md.append("## Results\n")
+    md.append("| metric | value |\n|---|---|")
+    md.append(f"| offered | {rate:,} payments/s for {duration} s = {payments_target:,} |")
+    md.append(f"| started / dropped by k6 (no free VU) | {started:,} / {dropped:,} |")
+    md.append(f"| paid (receipt with amount and balanceAfter) | **{ok:,}** → {fmt(tps, 1)} payments/s over {duration} s; steady windows {fmt(steady_tps, 0)}/s |")
+    md.append(f"| success rate of the payments sent | {fmt((succ_rate or 0) * 100, 3)} % |")
+    md.append(f"| payment latency P50 / P90 / P95 / P99 / max | {ms(lat_all.get('med'))} / {ms(lat_all.get('p(90)'))} / {ms(lat_all.get('p(95)'))} / "
+              f"{ms(lat_all.get('p(99)'))} / {ms(lat_all.get('max'))} |")
+    md.append(f"| latency of successful payments P50 / P95 / P99 / max | {lat_row(lat_ok)} |")
+    if lat_fail.get("max"):
+        md.append(f"| latency of failed payments P50 / P95 / max | {ms(lat_fail.get('med'))} / {ms(lat_fail.get('p(95)'))} / {ms(lat_fail.get('max'))} |")
+    md.append("| errors by code | " + (", ".join(f"`{k}` {v:,}" for k, v in codes.items()) or "none") + " |")
+    md.append(f"| VUs in use, peak / allocated | {fmt(vus_peak, 0)} / {fmt(vus_max, 0)} |")
+    md.append(f"| payments started without a prepared hold | {no_hold:,} |")
+    md.append("")
+    if windows:
+        md.append("Over time (10 s windows by when the payment was sent):\n")
+        md.append("| from (s) | sent /s | P50 | P95 | P99 | succeeded |\n|---|---|---|---|---|---|")
+        for w in windows:
+            md.append(f"| {w['from_s']} | {w['per_s']:,.0f} | {ms(w['p50_ms'])} | {ms(w['p95_ms'])} | {ms(w['p99_ms'])} | "
+                      f"{fmt((w['succeeded'] or 0) * 100, 2)} % |")
+        md.append("")
+
+    md.append("## Data consistency (SQL)\n")
+    md += sql_md(checks) if checks else ["(not run)\n"]
+
+    md.append("## Server view\n")
+    md.append("| metric | value |\n|---|---|")
+    md.append(f"| payment time in the server (`payment_duration_seconds`) mean / P50 / P95 / P99 | "
+              f"{fmt(server_side['payment_mean_ms'], 1, ' ms')} / {le_ms(server_side['payment_p50_s_le'])} / "
+              f"{le_ms(server_side['payment_p95_s_le'])} / {le_ms(server_side['payment_p99_s_le'])} |")
+    md.append("| payments by outcome (`payments_total`) | " + (", ".join(f"{k} {v:,.0f}" for k, v in server_side["payments_by_outcome"].items()) or "n/a") + " |")
+    md.append(f"| database pool wait, measured phase: mean / P50 / P99 | {fmt(server_side['db_pool_wait_mean_ms'], 1, ' ms')} / "
+              f"{le_ms(server_side['db_pool_wait_p50_s_le'])} / {le_ms(server_side['db_pool_wait_p99_s_le'])} ({server_side['db_pool_checkouts']:,.0f} checkouts) |")
+    md.append(f"| database pool in use (1 s samples) avg / peak | {fmt(res.get('pool_in_use_avg'), 0)} / {fmt(res.get('pool_in_use_peak'), 0)} of {server_env.get('DATABASE_POOL_SIZE', '32')} |")
+    md.append(f"| SQL statements per payment request | {fmt(server_side['db_statements_per_payment_request'], 1)} |")
+    md.append("| transactions retried (deadlock / serialization / lock timeout; `db_retries_total`) | "
+              + (", ".join(f"{k or 'all'} {v:,.0f}" for k, v in retries.items()) if retries else "0") + " |")
+    md.append(f"| PostgreSQL deadlocks during the measured phase (`pg_stat_database.deadlocks` delta) | {fmt(pg.get('deadlocks'), 0)} |")
+    md.append(f"| PostgreSQL transactions committed / rolled back during the measured phase | {fmt(pg.get('xact_commit'), 0)} / {fmt(pg.get('xact_rollback'), 0)} |")
+    md.append("")
+    md += log_md(serverlog)
+
+    md.append("## Resources (sampled every second)\n")
+    md += resources_md(res, "while paying")
+    if prep_res:
+        md.append(f"Prepare phase: machine {fmt(prep_res['machine_busy_avg'], 0)} % busy on average; server {fmt(prep_res['server_cpu_avg'], 0)} %, "
+                  f"PostgreSQL {fmt(prep_res['pg_cpu_avg'], 0)} %, k6 {fmt(prep_res['k6_cpu_avg'], 0)} %, Redis {fmt(prep_res['redis_cpu_avg'], 0)} %; "
+                  f"build processes seen: {fmt(prep_res.get('build_processes_peak'), 0)}.\n")
+    if rows:
+        md.append("Timeline (measured phase):\n")
+        md += timeline_md(rows, 1, 40)
+
+    md.append("## What limited it\n")
+    for n_ in notes:
+        md.append(f"- {n_}")
+    md.append("")
+    md.append("## Reproduce\n")
+    md.append(
+        f"```sh\n{ctx['command']}\n```\n\nRaw artefacts of this run (not committed): `{ctx['run_dir_rel']}/` "
+        "(both k6 summaries and logs, prepared.json, samples, server log, /metrics, sql-checks.tsv, pg_stat_database). "
+        f"Numbers in `{os.path.basename(ctx['out'])}.json`."
+    )
+
+    data = common_json(ctx, "payments", passed, plan)
+    data.update({
+        "goals": [{"goal": g, "measured": m_, "passed": ok_} for g, m_, ok_ in goals],
+        "load_model": {"rate": rate, "duration_s": duration, "payments_offered": payments_target, "users": users,
+                       "concerts": concerts, "pre_allocated_vus": pre_vus, "max_vus": max_vus,
+                       "holds_prepared_wanted": prep_wanted},
+        "prepare": prep_info,
+        "results": {
+            "started": started, "dropped": dropped, "paid": ok, "payments_per_second": tps,
+            "steady_payments_per_second": steady_tps, "success_rate": succ_rate, "error_rate": failed_rate,
+            "errors": failed_count, "latency_ms": lat_all, "latency_ok_ms": lat_ok, "latency_failed_ms": lat_fail,
+            "errors_by_code": codes, "vus_peak": vus_peak, "vus_allocated": vus_max, "no_hold_left": no_hold,
+            "payments_in_database": db_payments,
+        },
+        "windows": windows,
+        "sql_checks": checks,
+        "pg_stat_database_delta": pg,
+        "server_metrics": server_side,
+        "resources": res,
+        "server_log": serverlog,
+        "notes": notes,
+        "samples": rows,
+    })
+    return "\n".join(md) + "\n", data, passed
+
+
+
+REPORTS = {"queue-wave": report_queue_wave, "seat-stampede": report_seat_stampede, "payments": report_payments}
 
 
 def main():

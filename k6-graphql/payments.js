@@ -1,0 +1,342 @@
+// Scenario 3 of the load-test plan (LOAD-TEST-PLAN.md, "Concurrent payments"): RATE payment
+// requests per second (1,000) for DURATION (5 min = 300,000 payments), by fans with enough points,
+// each paying a reservation held beforehand.
+//
+// Run it through `scripts/load payments [--users N] [--rate R] [--duration 5m]`, which seeds the
+// database, runs the two phases below against one release server, checks the database afterwards
+// (balances = ledgers, nothing sold twice, one payment per confirmed reservation, ...) and writes
+// docs/results/payments.{md,json}.
+//
+// Two phases, two k6 runs of this script (PHASE=prepare, then PHASE=pay):
+//
+// 1. PHASE=prepare, before the measured phase: every hold to be paid is made through the API, the
+//    way a fan makes it. PREPARE_HOLDS holds (default PAYMENTS = RATE x DURATION) are made; one
+//    fan has one live hold per schedule and one queue token per concert (paying ends it), so the
+//    database is seeded with CONCERTS = ceil(PREPARE_HOLDS / USERS) concerts of one schedule each,
+//    SEATS_PER_SCHEDULE = USERS seats per schedule and USERS fans; hold k (0-based) is fan
+//    u = k % USERS + 1 in concert c = floor(k / USERS) + 1, on seat number u of that concert's
+//    schedule (seat id (c - 1) x SEATS_PER_SCHEDULE + u; the runner checks that formula against
+//    the seeded rows).
+//    For each hold: enterQueue(c) (the server admits everyone within a tick), then
+//    holdSeats(schedule c, [that seat]) with that token (queueStatus, and again, only if it
+//    answers QUEUE_NOT_ACTIVE). PREP_VUS VUs each take a contiguous slice of the holds: first
+//    all of its tokens, then all of its holds, PREP_BATCH at a time in one parallel http.batch.
+//    Each VU prints what it made as `PREPARED [[k, reservationId, queueToken], ...]` lines on
+//    the console; the runner collects them (k6 --console-output) into one JSON file, ordered by
+//    k. Setup data would be copied into every VU of the measured phase (300,000 entries x
+//    hundreds of VUs); a SharedArray is not.
+//    Holds and ACTIVE tokens must outlive both phases: the runner sets HOLD_TTL_SECONDS and
+//    QUEUE_ACTIVE_TTL_SECONDS to an hour.
+//
+// 2. PHASE=pay, measured: constant-arrival-rate, RATE iterations per second for DURATION, each one
+//    pay(reservationId, idempotencyKey) with the fan's JWT and their ACTIVE Queue-Token. Iteration
+//    k (exec.scenario.iterationInTest) pays prepared hold k, so a fan's payments are USERS
+//    iterations apart (30 s at 1,000/s with 30,000 fans): no fan pays two holds at once, as no
+//    real fan does. The idempotency key is unique per hold and run. Payments are read from
+//    PREPARED (a path, a JSON array [[k, reservationId, token], ...]) through a SharedArray.
+//
+// Env (both): BASE_URL, USERS (30000), PAYMENTS (RATE x DURATION in seconds), PREPARE_HOLDS
+//      (PAYMENTS: fewer when the machine cannot start that many payments anyway; iteration k
+//      beyond them pays nothing and counts payments_no_hold_left), CONCERTS (PREPARE_HOLDS /
+//      USERS, rounded up), SEATS_PER_SCHEDULE (USERS), USER_ID_BASE (0: fans are users 1..USERS,
+//      who must exist), JWT_SECRET, ERROR_LOG_PER_VU (3).
+// Env (prepare): PREP_VUS (20), PREP_BATCH (10), PREP_MAX_SECONDS (900).
+// Env (pay): PREPARED (file), RATE (1000), DURATION (300 s; k6 duration syntax too), PRE_VUS (500),
+//      MAX_VUS (1000: at most this many payments in flight; when the server is slower than RATE,
+//      k6 drops the iterations it has no free VU for and counts them in dropped_iterations),
+//      RUN_ID (idempotency-key prefix; default the start time).
+//
+// Thresholds (pay phase; plan, scenario 3 and success criteria):
+//   http_req_duration{op:pay} p(95) < 500 ms, p(99) < 1,000 ms
+//   payment_succeeded rate > 99.5 %      a receipt with amount and balanceAfter came back
+//   graphql_failed rate < 0.5 %          error rate: every request of this phase is a payment,
+//                                        and no error code is an expected outcome here
+// Goals the runner's report adds: throughput (payments completed / s) against RATE, deadlocks < 10
+// (pg_stat_database), every SQL consistency check = expected, payments in the database = receipts
+// k6 got. Every failed payment is printed as `PAYFAIL <reservationId> <code>`, so the runner can
+// count the failures the database nevertheless shows as paid (e.g. answered TIMEOUT after commit).
+// Prepare phase thresholds only make its summary show hold latency and errors; the runner goes on
+// with the holds that were prepared (and stops only when there is none): a payment iteration
+// without a hold counts payments_no_hold_left, which the report flags.
+import exec from 'k6/execution';
+import { sleep } from 'k6';
+import { SharedArray } from 'k6/data';
+import { Counter, Rate, Trend } from 'k6/metrics';
+import { errorBreakdownThresholds, errorCode, gql, gqlBatch } from './lib/graphql.js';
+import { userToken } from './lib/jwt.js';
+
+const PHASE = __ENV.PHASE || 'pay';
+const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const URL = `${BASE_URL}/graphql`;
+const USERS = parseInt(__ENV.USERS || '30000', 10);
+const RATE = parseInt(__ENV.RATE || '1000', 10);
+const DURATION_S = parseDuration(__ENV.DURATION || '300');
+const PAYMENTS = parseInt(__ENV.PAYMENTS || String(RATE * DURATION_S), 10);
+// Holds the prepare phase makes: PAYMENTS, unless fewer are asked for (see the runner).
+const PREPARE_HOLDS = parseInt(__ENV.PREPARE_HOLDS || String(PAYMENTS), 10);
+const CONCERTS = parseInt(__ENV.CONCERTS || String(Math.ceil(PREPARE_HOLDS / USERS)), 10);
+const SEATS_PER_SCHEDULE = parseInt(__ENV.SEATS_PER_SCHEDULE || String(USERS), 10);
+const USER_ID_BASE = parseInt(__ENV.USER_ID_BASE || '0', 10);
+const ERROR_LOG_PER_VU = parseInt(__ENV.ERROR_LOG_PER_VU || '3', 10);
+const PREP_VUS = Math.max(1, Math.min(parseInt(__ENV.PREP_VUS || '20', 10), PREPARE_HOLDS));
+const PREP_BATCH = Math.max(1, parseInt(__ENV.PREP_BATCH || '10', 10));
+const PREP_MAX_SECONDS = parseFloat(__ENV.PREP_MAX_SECONDS || '900');
+const PRE_VUS = parseInt(__ENV.PRE_VUS || '500', 10);
+const MAX_VUS = parseInt(__ENV.MAX_VUS || '1000', 10);
+const RUN_ID = __ENV.RUN_ID || String(Date.now());
+if (PHASE !== 'prepare' && PHASE !== 'pay') throw new Error(`PHASE must be prepare or pay, not ${PHASE}`);
+if (CONCERTS * USERS < PREPARE_HOLDS) throw new Error(`${CONCERTS} concerts x ${USERS} fans < ${PREPARE_HOLDS} holds`);
+if (SEATS_PER_SCHEDULE < USERS) throw new Error('SEATS_PER_SCHEDULE must be at least USERS');
+
+function parseDuration(v) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(v).trim());
+  if (!m) throw new Error(`bad DURATION ${v}`);
+  const n = parseFloat(m[1]);
+  return Math.round({ ms: n / 1000, s: n, m: n * 60, h: n * 3600 }[m[2] || 's']);
+}
+
+// Hold k: which fan, concert, schedule and seat.
+function holdPlan(k) {
+  const u = (k % USERS) + 1;
+  const c = Math.floor(k / USERS) + 1;
+  return { k, userId: USER_ID_BASE + u, concertId: String(c), scheduleId: String(c),
+    seatId: String((c - 1) * SEATS_PER_SCHEDULE + u) };
+}
+
+const ENTER = `mutation enterQueue($c: ID!) { enterQueue(concertId: $c) { token status } }`;
+const STATUS = `query queueStatus($t: String!) { queueStatus(token: $t) { status } }`;
+const HOLD = `mutation holdSeats($s: ID!, $seats: [ID!]!) {
+  holdSeats(scheduleId: $s, seatIds: $seats) { id status totalPrice expiresAt }
+}`;
+const PAY = `mutation pay($r: ID!, $k: String!) {
+  pay(reservationId: $r, idempotencyKey: $k) { paymentId reservationId amount balanceAfter }
+}`;
+
+// prepare
+const prepared = new Counter('prepare_holds');
+const prepFailed = new Counter('prepare_failed');
+const prepHoldMs = new Trend('prepare_hold_ms', true);
+// pay
+const paymentsOk = new Counter('payments_ok');
+const paymentSucceeded = new Rate('payment_succeeded');
+const paymentMs = new Trend('payment_ms', true);
+const paymentFailedMs = new Trend('payment_failed_ms', true);
+const noHoldLeft = new Counter('payments_no_hold_left');
+const badReceipt = new Counter('payment_bad_receipt');
+// Seconds since the start when each payment completed (throughput over time, by window).
+const WINDOW_SECONDS = 10;
+const windowTag = (ms) => `w${String(Math.floor(ms / 1000 / WINDOW_SECONDS)).padStart(2, '0')}`;
+
+function prepareOptions() {
+  return {
+    scenarios: {
+      prepare: {
+        executor: 'per-vu-iterations',
+        vus: PREP_VUS,
+        iterations: 1,
+        maxDuration: `${Math.ceil(PREP_MAX_SECONDS)}s`,
+        gracefulStop: '10s',
+      },
+    },
+    batch: PREP_BATCH,
+    batchPerHost: PREP_BATCH,
+    summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
+    thresholds: Object.assign(
+      {
+        prepare_holds: ['count>=0'],
+        prepare_failed: ['count>=0'],
+        prepare_hold_ms: ['max>=0'],
+        graphql_failed: ['rate>=0'],
+        'http_req_duration{op:enterQueue}': ['max>=0'],
+        'http_req_duration{op:holdSeats}': ['max>=0'],
+        'http_reqs{op:enterQueue}': ['count>=0'],
+        'http_reqs{op:queueStatus}': ['count>=0'],
+        'http_reqs{op:holdSeats}': ['count>=0'],
+      },
+      errorBreakdownThresholds(['enterQueue', 'queueStatus', 'holdSeats']),
+    ),
+  };
+}
+
+function payOptions() {
+  const windows = {};
+  for (let w = 0; w <= Math.ceil(DURATION_S / WINDOW_SECONDS) + 6; w++) {
+    const tag = windowTag(w * WINDOW_SECONDS * 1000);
+    windows[`http_req_duration{op:pay,window:${tag}}`] = ['max>=0'];
+    windows[`payment_succeeded{window:${tag}}`] = ['rate>=0'];
+  }
+  return {
+    scenarios: {
+      pay: {
+        executor: 'constant-arrival-rate',
+        rate: RATE,
+        timeUnit: '1s',
+        duration: `${DURATION_S}s`,
+        preAllocatedVUs: Math.min(PRE_VUS, MAX_VUS),
+        maxVUs: MAX_VUS,
+        gracefulStop: '30s',
+      },
+    },
+    summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
+    thresholds: Object.assign(
+      {
+        'http_req_duration{op:pay}': ['p(95)<500', 'p(99)<1000'],
+        payment_succeeded: ['rate>0.995'],
+        graphql_failed: ['rate<0.005'],
+        payments_ok: ['count>=0'],
+        payment_ms: ['max>=0'],
+        payment_failed_ms: ['max>=0'],
+        payments_no_hold_left: ['count>=0'],
+        payment_bad_receipt: ['count>=0'],
+        dropped_iterations: ['count>=0'],
+        vus: ['value>=0'],
+        vus_max: ['value>=0'],
+        'http_reqs{op:pay}': ['count>=0'],
+      },
+      errorBreakdownThresholds(['pay']),
+      windows,
+    ),
+  };
+}
+
+export const options = PHASE === 'prepare' ? prepareOptions() : payOptions();
+
+// Pay phase: the prepared holds, shared by all VUs.
+const holds = PHASE === 'pay'
+  ? new SharedArray('holds', () => {
+    if (!__ENV.PREPARED) throw new Error('PREPARED (the file of the prepare phase) is needed');
+    return JSON.parse(open(__ENV.PREPARED));
+  })
+  : null;
+
+export function setup() {
+  if (PHASE === 'pay' && holds.length < PAYMENTS) {
+    console.warn(`${holds.length} prepared holds for up to ${PAYMENTS} payments: iterations past the ` +
+      'last hold pay nothing (payments_no_hold_left)');
+  }
+  return { t0: Date.now() };
+}
+
+const logState = { logged: 0 };
+function logError(what, result) {
+  if (logState.logged >= ERROR_LOG_PER_VU) return;
+  logState.logged += 1;
+  const body = result.res.body ? String(result.res.body).slice(0, 400) : '';
+  console.warn(`graphql error: ${what} status=${result.res.status} code=${errorCode(result)} body=${body}`);
+}
+
+// ---- prepare: make holds [first, last) of the plan: first every queue token of the slice
+// (PREP_BATCH enterQueue at a time), then every hold (PREP_BATCH at a time). By the time a VU
+// holds, its tokens have long been admitted (everyone is, within a tick), so no status poll is
+// needed; a hold answered QUEUE_NOT_ACTIVE polls queueStatus and tries again.
+function prepare() {
+  const vu = exec.vu.idInTest;
+  const per = Math.ceil(PREPARE_HOLDS / PREP_VUS);
+  const first = (vu - 1) * per;
+  const last = Math.min(PREPARE_HOLDS, first + per);
+  const deadline = Date.now() + PREP_MAX_SECONDS * 1000;
+  const jwts = {};
+  const jwtOf = (userId) => jwts[userId] || (jwts[userId] = userToken(userId, { ttlSeconds: 4 * 3600 }));
+  const items = [];
+  for (let k = first; k < last; k++) items.push(holdPlan(k));
+
+  // Tokens.
+  for (let start = 0; start < items.length && Date.now() < deadline; start += PREP_BATCH) {
+    let batch = items.slice(start, start + PREP_BATCH);
+    for (let attempt = 0; batch.length > 0 && attempt < 5; attempt++) {
+      const results = gqlBatch(URL, batch.map((h) => ({
+        query: ENTER, variables: { c: h.concertId }, token: jwtOf(h.userId), name: 'enterQueue',
+      })));
+      const retry = [];
+      results.forEach((r, i) => {
+        const h = batch[i];
+        const d = !r.errors && r.data && r.data.enterQueue;
+        if (d && d.token && (d.status === 'WAITING' || d.status === 'ACTIVE')) h.token = d.token;
+        else {
+          logError(`enterQueue user=${h.userId} concert=${h.concertId}`, r);
+          retry.push(h);
+        }
+      });
+      batch = retry;
+      if (batch.length > 0) sleep(0.5);
+    }
+    for (const h of batch) prepFailed.add(1, { op: 'enterQueue' });
+  }
+
+  // Holds.
+  const withToken = items.filter((h) => h.token);
+  for (let start = 0; start < withToken.length && Date.now() < deadline; start += PREP_BATCH) {
+    let batch = withToken.slice(start, start + PREP_BATCH);
+    const rows = [];
+    for (let attempt = 0; batch.length > 0 && attempt < 5; attempt++) {
+      const results = gqlBatch(URL, batch.map((h) => ({
+        query: HOLD, variables: { s: h.scheduleId, seats: [h.seatId] }, token: jwtOf(h.userId),
+        queueToken: h.token, name: 'holdSeats',
+      })));
+      const retry = [];
+      results.forEach((r, i) => {
+        const h = batch[i];
+        prepHoldMs.add(r.res.timings.duration);
+        const d = !r.errors && r.data && r.data.holdSeats;
+        if (d && d.id) {
+          rows.push([h.k, d.id, h.token]);
+          prepared.add(1);
+          return;
+        }
+        const code = errorCode(r);
+        if (code !== 'QUEUE_NOT_ACTIVE') logError(`holdSeats user=${h.userId} schedule=${h.scheduleId} seat=${h.seatId}`, r);
+        // Transient: try again. (A lost answer may have held it; the retry then says
+        // HOLD_ALREADY_EXISTS or SEAT_UNAVAILABLE and the hold is left out, unpaid.)
+        if (['QUEUE_NOT_ACTIVE', 'BUSY', 'UNAVAILABLE', 'QUEUE_UNAVAILABLE', 'TIMEOUT', 'NETWORK'].indexOf(code) >= 0) retry.push(h);
+        else prepFailed.add(1, { op: 'holdSeats', code });
+      });
+      batch = retry;
+      if (batch.length > 0) {
+        sleep(0.5);
+        // Those still WAITING (not yet admitted) say so to the queue, as a fan's page would.
+        gqlBatch(URL, batch.map((h) => ({
+          query: STATUS, variables: { t: h.token }, token: jwtOf(h.userId), name: 'queueStatus',
+        })));
+      }
+    }
+    for (const h of batch) prepFailed.add(1, { op: 'holdSeats', code: 'GAVE_UP' });
+    if (rows.length > 0) console.log(`PREPARED ${JSON.stringify(rows)}`);
+  }
+}
+
+// ---- pay: iteration k pays prepared hold k.
+const jwtCache = {};
+function pay(data) {
+  const k = exec.scenario.iterationInTest;
+  // constant-arrival-rate may start one iteration more than RATE x DURATION.
+  if (k >= PAYMENTS) return;
+  if (k >= holds.length) {
+    noHoldLeft.add(1);
+    return;
+  }
+  const [idx, reservationId, token] = holds[k];
+  const plan = holdPlan(idx);
+  const jwt = jwtCache[plan.userId] || (jwtCache[plan.userId] = userToken(plan.userId, { ttlSeconds: 4 * 3600 }));
+  const tags = { window: windowTag(Date.now() - data.t0) };
+  const r = gql(URL, PAY, { r: reservationId, k: `load-${RUN_ID}-${reservationId}` },
+    { token: jwt, queueToken: token, name: 'pay', tags });
+  const d = !r.errors && r.data && r.data.pay;
+  const ok = !!(d && d.paymentId && String(d.reservationId) === String(reservationId) &&
+    d.amount > 0 && d.balanceAfter >= 0);
+  paymentSucceeded.add(ok, tags);
+  if (ok) {
+    paymentsOk.add(1);
+    paymentMs.add(r.res.timings.duration);
+  } else {
+    paymentFailedMs.add(r.res.timings.duration);
+    if (d) badReceipt.add(1);
+    // Every failed payment, for the runner's SQL check of failures that were nevertheless charged.
+    console.log(`PAYFAIL ${reservationId} ${d ? 'BAD_RECEIPT' : errorCode(r)}`);
+    logError(`pay user=${plan.userId} reservation=${reservationId} token=${token}`, r);
+  }
+}
+
+export default function (data) {
+  if (PHASE === 'prepare') prepare();
+  else pay(data);
+}

@@ -1,0 +1,374 @@
+// Scenario 1 of the load-test plan (LOAD-TEST-PLAN.md, "Seat reservation stampede"): USERS fans
+// (10,000) contend for SEATS seats (50) of one schedule, 200 : 1, for at most MAX_SECONDS (300).
+//
+// Run it through `scripts/load seat-stampede [--users N]`, which seeds a database with one concert,
+// one schedule of 50 seats and users 1..N, starts a release server that admits the whole crowd at
+// once (admission is not what this scenario measures), checks the database after the run (nothing
+// oversold) and writes docs/results/seat-stampede.{md,json}. By hand, against such a database:
+//   k6 run -e BASE_URL=http://127.0.0.1:18080 -e USERS=500 -e SEATS=50 k6-graphql/seat-stampede.js
+//
+// Flow of one fan, as in the plan (REST step -> GraphQL operation):
+//   get a queue token          enterQueue(concertId)                  (Authorization: Bearer JWT)
+//   poll until ACTIVE          queueStatus(token) every POLL_SECONDS
+//   list schedules             concert(id) { schedules { id } }       (the first schedule is the show)
+//   list seats                 schedule(id) { seats { id status } }
+//   reserve                    holdSeats(scheduleId, [one seat])      (+ Queue-Token header)
+// Seat choice (MODE): `seat` (default) — holdSeats of one seat picked at random among those the
+// fan's seat map shows AVAILABLE: the literal "pick a seat on the map" and the hardest case for
+// the locks, since ~200 fans aim at each seat row; `best` — holdBestAvailable(count: 1), every fan
+// asks for "any seat" and the server picks (FOR UPDATE SKIP LOCKED walks past locked rows); `mix`
+// — odd user ids `seat`, even ones `best`. A fan whose hold answers SEAT_UNAVAILABLE reloads the
+// seat map and tries again, at most MAX_ATTEMPTS holds in all; a fan whose map shows no free seat
+// gives up without a hold request (sold out, as a real page would show it). The seat map is
+// served from the server's short Redis cache, so late fans still aim at seats taken a moment ago.
+//
+// Load model: as in queue-wave.js, 10,000 VUs would cost ~4.7 GB and most of a core in k6 on this
+// 2-vCPU machine, so each VU plays USERS_PER_VU fans (10: 1,000 VUs). Each fan is a small state
+// machine; in every round the VU sends the next request of each of its fans that is due, all in
+// one parallel http.batch (each on its own connection), then sleeps until the next fan is due.
+// Polls are fixed-rate every POLL_SECONDS from the enterQueue answer (like queue-wave); the booking
+// steps (schedules -> seats -> hold -> retry) follow each other with no think time, so a fan's
+// next step waits at most for the slowest request of its VU's batch. All VUs start together
+// (per-vu-iterations), so all fans enter in the same instant. USERS_PER_VU=1 gives one VU per fan.
+//
+// What is an error. SEAT_UNAVAILABLE is the expected answer of 9,950 of the 10,000 fans (and of
+// each retry): a business outcome, not a failure. So the plan's "error rate" is computed over real
+// failures only (stampede_real_failed: HTTP != 200, no response, bad JSON, or any error code other
+// than SEAT_UNAVAILABLE, over every request of every step). graphql_failed (from lib/graphql.js)
+// still counts every error response, SEAT_UNAVAILABLE included, and is reported but not judged.
+//
+// Env: BASE_URL (http://127.0.0.1:8080), USERS (10000), USERS_PER_VU (10), SEATS (50: seats of the
+//      schedule; the test expects min(SEATS, USERS) holds), EXPECTED_HOLDS (that number),
+//      CONCERT_ID (1), USER_ID_BASE (0: fans are users BASE+1 .. BASE+USERS, who must exist in the
+//      database), MODE (seat | best | mix), MAX_ATTEMPTS (3), POLL_SECONDS (2), MAX_SECONDS (300:
+//      a fan not done by then stops), JWT_SECRET, ERROR_LOG_PER_VU (2).
+//
+// Thresholds (plan, scenario 1 and success criteria):
+//   stampede_hold_ms p(95) < 500         reservation (hold request) latency, every hold attempt
+//   stampede_hold_ms p(99) < 5000        "lock acquisition": the hold request is where the row
+//                                        locks are taken (FOR UPDATE SKIP LOCKED), so its latency
+//                                        bounds the lock acquisition time
+//   stampede_holds_ok count == EXPECTED  exactly 50 fans got a seat: no lost sale, no oversell
+//   stampede_real_failed rate < 0.5 %    error rate over real failures (see above)
+//   stampede_hold_answered rate > 99.9 % "lock success": a hold got a definite answer (held or
+//                                        SEAT_UNAVAILABLE), not BUSY/TIMEOUT/UNAVAILABLE/network
+//   stampede_fans_not_active count < 1   every fan got through the queue and had their chance
+import exec from 'k6/execution';
+import { sleep } from 'k6';
+import { Counter, Rate, Trend } from 'k6/metrics';
+import { ERROR_CODES, errorBreakdownThresholds, errorCode, gqlBatch, isRealFailure } from './lib/graphql.js';
+import { userToken } from './lib/jwt.js';
+
+const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const URL = `${BASE_URL}/graphql`;
+const USERS = parseInt(__ENV.USERS || '10000', 10);
+const USERS_PER_VU = Math.max(1, parseInt(__ENV.USERS_PER_VU || '10', 10));
+const SEATS = parseInt(__ENV.SEATS || '50', 10);
+const EXPECTED_HOLDS = parseInt(__ENV.EXPECTED_HOLDS || String(Math.min(SEATS, USERS)), 10);
+const CONCERT_ID = __ENV.CONCERT_ID || '1';
+const USER_ID_BASE = parseInt(__ENV.USER_ID_BASE || '0', 10);
+const MODE = __ENV.MODE || 'seat';
+const MAX_ATTEMPTS = Math.max(1, parseInt(__ENV.MAX_ATTEMPTS || '3', 10));
+const POLL_SECONDS = parseFloat(__ENV.POLL_SECONDS || '2');
+const MAX_SECONDS = parseFloat(__ENV.MAX_SECONDS || '300');
+const ERROR_LOG_PER_VU = parseInt(__ENV.ERROR_LOG_PER_VU || '2', 10);
+const VUS = Math.ceil(USERS / USERS_PER_VU);
+if (['seat', 'best', 'mix'].indexOf(MODE) < 0) throw new Error(`MODE must be seat, best or mix, not ${MODE}`);
+
+// Business outcomes that are answers, not failures.
+const EXPECTED_CODES = ['SEAT_UNAVAILABLE'];
+const OPS = ['enterQueue', 'queueStatus', 'concert', 'schedule', 'holdSeats', 'holdBestAvailable'];
+
+const ENTER = `mutation enterQueue($c: ID!) {
+  enterQueue(concertId: $c) { token status position }
+}`;
+const STATUS = `query queueStatus($t: String!) {
+  queueStatus(token: $t) { status position activeUntil }
+}`;
+const CONCERT = `query concert($c: ID!) { concert(id: $c) { schedules { id } } }`;
+const SEAT_MAP = `query schedule($s: ID!) { schedule(id: $s) { seats { id status } } }`;
+const HOLD = `mutation holdSeats($s: ID!, $seats: [ID!]!) {
+  holdSeats(scheduleId: $s, seatIds: $seats) { id status totalPrice expiresAt }
+}`;
+const BEST = `mutation holdBestAvailable($s: ID!, $n: Int!) {
+  holdBestAvailable(scheduleId: $s, count: $n) { id status totalPrice expiresAt }
+}`;
+
+// Every hold attempt (both kinds), and the successful ones.
+const holdMs = new Trend('stampede_hold_ms', true);
+const holdOkMs = new Trend('stampede_hold_ok_ms', true);
+const holdUnavailableMs = new Trend('stampede_hold_unavailable_ms', true);
+const holdAttempts = new Counter('stampede_hold_attempts');
+const holdsOk = new Counter('stampede_holds_ok');
+const holdUnavailable = new Counter('stampede_hold_seat_unavailable');
+const holdOtherErrors = new Counter('stampede_hold_other_errors');
+const holdAnswered = new Rate('stampede_hold_answered');
+const realFailed = new Rate('stampede_real_failed');
+// When (seconds since the start) each hold succeeded: max = when the last seat went.
+const holdOkAt = new Trend('stampede_hold_ok_at_seconds');
+const activeAt = new Trend('stampede_active_at_seconds');
+const activation = new Trend('stampede_activation_seconds');
+// ACTIVE -> the fan's final answer (held, lost, or sold out), i.e. the booking part of the journey.
+const booking = new Trend('stampede_booking_seconds');
+const attemptsPerFan = new Trend('stampede_attempts_per_fan');
+const seatsFreeSeen = new Trend('stampede_free_seats_seen');
+// Final outcome of each fan: they add up to USERS.
+const fansHeld = new Counter('stampede_fans_held');
+const fansLost = new Counter('stampede_fans_lost'); // every hold they tried was SEAT_UNAVAILABLE
+const fansSoldOut = new Counter('stampede_fans_sold_out'); // their seat map showed no free seat
+const fansFailed = new Counter('stampede_fans_failed'); // gave up after a real failure
+const fansNotActive = new Counter('stampede_fans_not_active'); // never ACTIVE (or EXPIRED) in time
+const badPayload = new Counter('stampede_bad_payload');
+// A fan's second hold on the schedule (HOLD_ALREADY_EXISTS) would mean a lost answer.
+const holdAlreadyExists = new Counter('stampede_hold_already_exists');
+
+export const options = {
+  scenarios: {
+    stampede: {
+      executor: 'per-vu-iterations',
+      vus: VUS,
+      iterations: 1,
+      maxDuration: `${Math.ceil(MAX_SECONDS + 60)}s`,
+      gracefulStop: '30s',
+    },
+  },
+  batch: USERS_PER_VU,
+  batchPerHost: USERS_PER_VU,
+  setupTimeout: '60s',
+  discardResponseBodies: false,
+  summaryTrendStats: ['avg', 'min', 'med', 'p(10)', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
+  thresholds: Object.assign(
+    {
+      stampede_hold_ms: ['p(95)<500', 'p(99)<5000'],
+      stampede_holds_ok: [`count==${EXPECTED_HOLDS}`],
+      stampede_real_failed: ['rate<0.005'],
+      stampede_hold_answered: ['rate>0.999'],
+      stampede_fans_not_active: ['count<1'],
+      // Not judged; listed so these sub-metrics reach the exported summary.
+      graphql_failed: ['rate>=0'],
+      'stampede_real_failed{op:holdSeats}': ['rate>=0'],
+      'stampede_real_failed{op:holdBestAvailable}': ['rate>=0'],
+    },
+    Object.fromEntries(OPS.flatMap((op) => [
+      [`http_req_duration{op:${op}}`, ['max>=0']],
+      [`http_reqs{op:${op}}`, ['count>=0']],
+      [`stampede_real_failed{op:${op}}`, ['rate>=0']],
+    ])),
+    errorBreakdownThresholds(OPS),
+    // Hold failures other than SEAT_UNAVAILABLE, by code (BUSY / TIMEOUT = "lock timeout").
+    Object.fromEntries(ERROR_CODES.map((code) => [`stampede_hold_other_errors{code:${code}}`, ['count>=0']])),
+  ),
+};
+
+export function setup() {
+  return { t0: Date.now() };
+}
+
+function logOnce(state, msg) {
+  if (state.logged >= ERROR_LOG_PER_VU) return;
+  state.logged += 1;
+  console.warn(msg);
+}
+
+function logError(state, fan, op, result) {
+  const body = result.res.body ? String(result.res.body).slice(0, 400) : '';
+  logOnce(state, `graphql error: op=${op} user=${fan.userId} status=${result.res.status} ` +
+    `code=${errorCode(result)} token=${fan.token || '-'} body=${body}`);
+}
+
+function holdKind(fan) {
+  if (MODE === 'mix') return fan.userId % 2 === 1 ? 'seat' : 'best';
+  return MODE;
+}
+
+// The request a fan sends next, by stage.
+function nextOp(fan, tags) {
+  const t = tags;
+  switch (fan.stage) {
+    case 'enter':
+      return { query: ENTER, variables: { c: CONCERT_ID }, token: fan.jwt, name: 'enterQueue', tags: t };
+    case 'poll':
+      return { query: STATUS, variables: { t: fan.token }, token: fan.jwt, name: 'queueStatus', tags: t };
+    case 'schedules':
+      return { query: CONCERT, variables: { c: CONCERT_ID }, token: fan.jwt, name: 'concert', tags: t };
+    case 'seats':
+      return { query: SEAT_MAP, variables: { s: fan.scheduleId }, token: fan.jwt, name: 'schedule', tags: t };
+    case 'hold':
+      if (holdKind(fan) === 'best') {
+        return { query: BEST, variables: { s: fan.scheduleId, n: 1 }, token: fan.jwt,
+          queueToken: fan.token, name: 'holdBestAvailable', tags: t };
+      }
+      return { query: HOLD, variables: { s: fan.scheduleId, seats: [fan.seatId] }, token: fan.jwt,
+        queueToken: fan.token, name: 'holdSeats', tags: t };
+    default:
+      throw new Error(`no request in stage ${fan.stage}`);
+  }
+}
+
+function finish(fan, outcome, now) {
+  fan.done = true;
+  fan.outcome = outcome;
+  if (fan.activeAt !== null) booking.add((now - fan.activeAt) / 1000);
+  attemptsPerFan.add(fan.attempts, { outcome });
+  switch (outcome) {
+    case 'held': fansHeld.add(1); break;
+    case 'lost': fansLost.add(1); break;
+    case 'sold_out': fansSoldOut.add(1); break;
+    case 'failed': fansFailed.add(1); break;
+    default: fansNotActive.add(1);
+  }
+}
+
+function becameActive(fan, now, t0) {
+  fan.activeAt = now;
+  activation.add((now - fan.enteredAt) / 1000);
+  activeAt.add((now - t0) / 1000);
+  fan.stage = 'schedules';
+  fan.nextAt = now;
+}
+
+// A real failure in a booking step: try that step again (a real client would), up to
+// MAX_ATTEMPTS failures per fan, then give up.
+function retryOrFail(fan, now) {
+  fan.failures += 1;
+  if (fan.failures >= MAX_ATTEMPTS) finish(fan, 'failed', now);
+  else fan.nextAt = now + 250;
+}
+
+function handle(fan, op, result, now, t0, state, sentAt) {
+  const real = isRealFailure(result, EXPECTED_CODES);
+  realFailed.add(real, { op });
+  const code = errorCode(result);
+  const isHold = op === 'holdSeats' || op === 'holdBestAvailable';
+  if (isHold) {
+    const ms = result.res.timings ? result.res.timings.duration : now - sentAt;
+    holdMs.add(ms, { op });
+    holdAttempts.add(1, { op });
+    fan.attempts += 1;
+    holdAnswered.add(!real, { op });
+    if (!result.errors) {
+      const r = result.data && result.data[op];
+      if (!r || !r.id || r.status !== 'HELD') {
+        badPayload.add(1, { op });
+        logError(state, fan, op, result);
+      }
+      holdOkMs.add(ms, { op });
+      holdsOk.add(1, { op });
+      holdOkAt.add((now - t0) / 1000);
+      finish(fan, 'held', now);
+      return;
+    }
+    if (code === 'SEAT_UNAVAILABLE') {
+      holdUnavailableMs.add(ms, { op });
+      holdUnavailable.add(1, { op });
+      if (fan.attempts >= MAX_ATTEMPTS) finish(fan, 'lost', now);
+      else { fan.stage = 'seats'; fan.nextAt = now; }
+      return;
+    }
+    holdOtherErrors.add(1, { op, code });
+    if (code === 'HOLD_ALREADY_EXISTS') holdAlreadyExists.add(1);
+    logError(state, fan, op, result);
+    if (fan.attempts >= MAX_ATTEMPTS) finish(fan, 'failed', now);
+    else { fan.stage = 'seats'; fan.nextAt = now + 250; }
+    return;
+  }
+  if (result.errors) {
+    logError(state, fan, op, result);
+    if (op === 'enterQueue' || op === 'queueStatus') {
+      // Try again at the next poll; the deadline ends it.
+      fan.nextAt = now + POLL_SECONDS * 1000;
+    } else {
+      retryOrFail(fan, now);
+    }
+    return;
+  }
+  const d = result.data && result.data[op];
+  if (!d) {
+    badPayload.add(1, { op });
+    logError(state, fan, op, result);
+    retryOrFail(fan, now);
+    return;
+  }
+  switch (op) {
+    case 'enterQueue':
+    case 'queueStatus':
+      if (op === 'enterQueue') fan.token = d.token;
+      if (d.status === 'ACTIVE') becameActive(fan, now, t0);
+      else if (d.status === 'WAITING') {
+        fan.stage = 'poll';
+        // Fixed-rate: POLL_SECONDS after the enter answer, then after the previous poll started.
+        fan.nextAt = (op === 'enterQueue' ? now : sentAt) + POLL_SECONDS * 1000;
+      } else {
+        logOnce(state, `queue token ${d.status}: user=${fan.userId} token=${fan.token}`);
+        finish(fan, 'not_active', now);
+      }
+      return;
+    case 'concert': {
+      const schedules = d.schedules || [];
+      if (schedules.length === 0) {
+        badPayload.add(1, { op });
+        retryOrFail(fan, now);
+        return;
+      }
+      fan.scheduleId = schedules[0].id;
+      fan.stage = 'seats';
+      fan.nextAt = now;
+      return;
+    }
+    case 'schedule': {
+      const free = (d.seats || []).filter((s) => s.status === 'AVAILABLE');
+      seatsFreeSeen.add(free.length);
+      if (free.length === 0) {
+        finish(fan, fan.attempts > 0 ? 'lost' : 'sold_out', now);
+        return;
+      }
+      fan.seatId = free[Math.floor(Math.random() * free.length)].id;
+      fan.stage = 'hold';
+      fan.nextAt = now;
+      return;
+    }
+    default:
+      badPayload.add(1, { op });
+  }
+}
+
+export default function (data) {
+  const t0 = data.t0;
+  const vu = exec.vu.idInTest; // 1-based
+  const first = (vu - 1) * USERS_PER_VU;
+  const count = Math.min(USERS_PER_VU, USERS - first);
+  const state = { logged: 0 };
+  const fans = [];
+  for (let i = 0; i < count; i++) {
+    const userId = USER_ID_BASE + first + i + 1;
+    fans.push({
+      userId, jwt: userToken(userId), token: null, stage: 'enter', nextAt: 0, enteredAt: null,
+      activeAt: null, scheduleId: null, seatId: null, attempts: 0, failures: 0, done: false, outcome: null,
+    });
+  }
+  const deadline = t0 + MAX_SECONDS * 1000;
+  for (;;) {
+    const pending = fans.filter((f) => !f.done);
+    if (pending.length === 0) break;
+    let now = Date.now();
+    if (now > deadline) {
+      for (const f of pending) {
+        logOnce(state, `not done after ${MAX_SECONDS}s: user=${f.userId} stage=${f.stage} token=${f.token}`);
+        finish(f, f.activeAt === null ? 'not_active' : 'failed', now);
+      }
+      break;
+    }
+    const due = pending.filter((f) => f.nextAt <= now);
+    if (due.length === 0) {
+      const wake = Math.min(...pending.map((f) => f.nextAt));
+      sleep(Math.max(0.01, (wake - now) / 1000));
+      continue;
+    }
+    const ops = due.map((f) => nextOp(f, {}));
+    for (const f of due) if (f.enteredAt === null) f.enteredAt = now;
+    const sentAt = now;
+    const results = gqlBatch(URL, ops);
+    now = Date.now();
+    results.forEach((result, i) => handle(due[i], ops[i].name, result, now, t0, state, sentAt));
+  }
+}
