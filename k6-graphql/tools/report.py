@@ -1451,9 +1451,11 @@ def report_payments(ctx):
             f"{fmt(res.get('pool_in_use_avg'), 0)} in use on average (peak {fmt(res.get('pool_in_use_peak'), 0)}); a checkout waited "
             f"{fmt(server_side['db_pool_wait_mean_ms'], 1)} ms on average (P99 {le_ms(server_side['db_pool_wait_p99_s_le'])}) over "
             f"{server_side['db_pool_checkouts']:,.0f} checkouts, i.e. {server_side['db_pool_checkouts'] / max(1, pay_reqs):.1f} per payment "
-            f"(the pre-checks, then the transaction). A saturated pool in front of a saturated PostgreSQL: a larger pool would "
-            f"only move the queue into PostgreSQL."
-            + (f" {codes.get('UNAVAILABLE', 0):,} payments waited longer than DATABASE_POOL_TIMEOUT_MS and were answered UNAVAILABLE."
+            f"(the pre-checks, then the transaction)."
+            + (" A saturated pool in front of a saturated PostgreSQL: a larger pool would only move the queue into PostgreSQL."
+               if (res.get("pool_in_use_avg") or 0) >= 0.9 * float(server_env.get("DATABASE_POOL_SIZE", "32")) else "")
+            + (f" {codes.get('UNAVAILABLE', 0):,} payment{'s' if codes.get('UNAVAILABLE') != 1 else ''} waited longer than "
+               f"DATABASE_POOL_TIMEOUT_MS for a connection and {'were' if codes.get('UNAVAILABLE') != 1 else 'was'} answered UNAVAILABLE."
                if codes.get("UNAVAILABLE") else "")
         )
     if server_side["xact_commit_per_payment_request"]:
