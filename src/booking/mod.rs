@@ -274,6 +274,28 @@ async fn unavailable(
     AppError::SeatUnavailable("the requested seats are no longer available".into())
 }
 
+/// Moves every seat of `reservation` to `status` (SOLD on payment, AVAILABLE on cancellation),
+/// clearing its hold expiry. Returns the seats changed.
+pub(crate) async fn set_seats_of(
+    conn: &mut AsyncPgConnection,
+    reservation: ReservationId,
+    status: SeatStatus,
+) -> AppResult<Vec<SeatId>> {
+    let seat_ids = reservation_seats::table
+        .filter(reservation_seats::reservation_id.eq(reservation))
+        .select(reservation_seats::seat_id);
+    let changed = diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
+        .set((
+            seats::status.eq(status),
+            seats::held_until.eq(None::<chrono::DateTime<Utc>>),
+            seats::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(seats::id)
+        .get_results(conn)
+        .await?;
+    Ok(changed)
+}
+
 /// Appends an event to the transactional outbox, to be relayed to Kafka.
 pub(crate) async fn write_event(
     conn: &mut AsyncPgConnection,

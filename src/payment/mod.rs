@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::account::NewLedgerEntry;
 use crate::auth::Viewer;
 use crate::booking::seat_map::SeatChange;
-use crate::booking::{Reservation, write_event};
+use crate::booking::{Reservation, set_seats_of, write_event};
 use crate::catalogue::Schedule;
 use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
-use crate::db::schema::{payments, point_ledger, reservation_seats, reservations, seats, users};
+use crate::db::schema::{payments, point_ledger, reservations, users};
 use crate::error::{AppError, AppResult};
 use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
@@ -205,18 +205,7 @@ async fn pay_in_transaction(
         .returning((payments::id, payments::created_at))
         .get_result(conn)
         .await?;
-    let seat_ids = reservation_seats::table
-        .filter(reservation_seats::reservation_id.eq(reservation_id))
-        .select(reservation_seats::seat_id);
-    let sold: Vec<SeatId> = diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
-        .set((
-            seats::status.eq(SeatStatus::Sold),
-            seats::held_until.eq(None::<DateTime<Utc>>),
-            seats::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(seats::id)
-        .get_results(conn)
-        .await?;
+    let sold = set_seats_of(conn, reservation_id, SeatStatus::Sold).await?;
     diesel::update(reservations::table.find(reservation_id))
         .set((
             reservations::status.eq(ReservationStatus::Confirmed),
@@ -351,18 +340,7 @@ pub async fn cancel(
             }
             ReservationStatus::Cancelled => return Err(AppError::HoldCancelled),
         }
-        let seat_ids = reservation_seats::table
-            .filter(reservation_seats::reservation_id.eq(reservation_id))
-            .select(reservation_seats::seat_id);
-        let freed: Vec<SeatId> = diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
-            .set((
-                seats::status.eq(SeatStatus::Available),
-                seats::held_until.eq(None::<DateTime<Utc>>),
-                seats::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(seats::id)
-            .get_results(tx)
-            .await?;
+        let freed = set_seats_of(tx, reservation_id, SeatStatus::Available).await?;
         let cancelled: Reservation = diesel::update(reservations::table.find(reservation_id))
             .set((
                 reservations::status.eq(ReservationStatus::Cancelled),
