@@ -73,6 +73,12 @@ pub enum AppError {
     BatchTooLarge(usize),
     #[error("the request took longer than {0} ms")]
     Timeout(u64),
+    /// The answer is late but the mutation runs to its end: the client learns the outcome by
+    /// retrying with the same idempotency key (`pay`) or by reading its state (`me`).
+    #[error(
+        "the request took longer than {0} ms; the mutation may still complete: retry it with the same idempotency key, or read `me`, to learn its outcome"
+    )]
+    MutationTimeout(u64),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("this operation needs an ACTIVE queue token in the `Queue-Token` header")]
@@ -117,7 +123,7 @@ impl AppError {
             Self::BadRequest(_) => code::BAD_REQUEST,
             Self::PayloadTooLarge(_) => code::PAYLOAD_TOO_LARGE,
             Self::BatchTooLarge(_) => code::BATCH_TOO_LARGE,
-            Self::Timeout(_) => code::TIMEOUT,
+            Self::Timeout(_) | Self::MutationTimeout(_) => code::TIMEOUT,
             Self::Unauthenticated(_) => code::UNAUTHENTICATED,
             Self::QueueTokenRequired => code::QUEUE_TOKEN_REQUIRED,
             Self::QueueTokenInvalid => code::QUEUE_TOKEN_INVALID,

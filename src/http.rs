@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Bytes;
@@ -13,7 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::future::Either;
 use serde_json::json;
+use tokio_util::task::AbortOnDropHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -101,10 +104,52 @@ async fn graphql(
         .data(Loaders::new(&state.services))
         .data(identity)
         .data(queue_token);
-    match tokio::time::timeout(config.request_timeout(), state.schema.execute_batch(batch)).await {
-        Ok(response) => GraphQLResponse::from(response).into_response(),
+    execute_within_timeout(&state, batch).await
+}
+
+/// Runs the batch on a task of its own and answers within the request timeout.
+///
+/// A mutation is never cut off half-way: once started it runs to its end (its transaction
+/// commits or rolls back; the database's own timeouts bound it) even if the timer fires or the
+/// client goes away, and a timed-out mutation answers `TIMEOUT` with "outcome unknown, retry
+/// with the same idempotency key". Queries are aborted on timeout or disconnect: nobody is
+/// waiting for them and they change nothing.
+async fn execute_within_timeout(state: &AppState, mut batch: BatchRequest) -> Response {
+    let config = &state.services.config;
+    let mutates = batch.iter_mut().any(has_mutation);
+    let schema = state.schema.clone();
+    let task = tokio::spawn(async move { schema.execute_batch(batch).await });
+    let mut task = if mutates {
+        Either::Left(task) // dropping a JoinHandle detaches the task
+    } else {
+        Either::Right(AbortOnDropHandle::new(task))
+    };
+    match tokio::time::timeout(config.request_timeout(), &mut task).await {
+        Ok(Ok(response)) => GraphQLResponse::from(response).into_response(),
+        Ok(Err(join_error)) => {
+            tracing::error!(error = %join_error, "a GraphQL execution task failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                AppError::Internal(anyhow::anyhow!("execution task failed: {join_error}")),
+            )
+        }
+        Err(_) if mutates => error_response(
+            StatusCode::OK,
+            AppError::MutationTimeout(config.request_timeout_ms),
+        ),
         Err(_) => error_response(StatusCode::OK, AppError::Timeout(config.request_timeout_ms)),
     }
+}
+
+/// Whether the request's document defines a mutation (an unparsable one does not: it fails
+/// before anything runs). The parsed document is kept on the request, so it is parsed once.
+fn has_mutation(request: &mut async_graphql::Request) -> bool {
+    request.parsed_query().is_ok_and(|document| {
+        document
+            .operations
+            .iter()
+            .any(|(_, operation)| operation.node.ty == OperationType::Mutation)
+    })
 }
 
 fn parse_batch(
@@ -240,5 +285,6 @@ async fn check<E: std::fmt::Debug>(name: &str, probe: impl Future<Output = Resul
 async fn metrics(State(state): State<AppState>) -> String {
     state.services.db.record_pool_metrics();
     state.services.redis.record_pool_metrics();
+    crate::metrics::record_process_metrics();
     state.metrics.render()
 }

@@ -3,9 +3,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestApp, scalar, viewer};
+use common::{TestApp, eventually, scalar, viewer};
 use concert_reservation::booking::expiry::ExpiredHold;
 use concert_reservation::booking::{self, SeatChoice};
 use concert_reservation::config::Config;
@@ -38,21 +38,6 @@ async fn hold(
     booking::hold(&app.services, viewer(user), Some(token), SCHEDULE, choice)
         .await
         .map_err(|err| err.code())
-}
-
-async fn eventually(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> bool,
-) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < timeout {
-        if check().await {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within {timeout:?}");
 }
 
 /// The full path with every worker running: sweeper → outbox → relay → Kafka → consumer.

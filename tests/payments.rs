@@ -12,7 +12,7 @@ use concert_reservation::booking::{self, Reservation, SeatChoice};
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
 use concert_reservation::payment;
 use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::json;
 use tokio::sync::{Barrier, Semaphore};
 
@@ -458,4 +458,77 @@ async fn the_whole_journey_over_graphql() {
         anonymous["errors"][0]["extensions"]["code"],
         "UNAUTHENTICATED"
     );
+}
+
+/// A `pay` that outlives the request timeout is not cut off half-way: the client is told the
+/// outcome is unknown (`TIMEOUT`), the payment still completes once, and a retry with the same
+/// key returns its receipt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_that_times_out_still_completes_once_and_replays() {
+    let stage = stage(5, 1, 1_000_000, |config| {
+        config.request_timeout_ms = 300;
+        config.database_lock_timeout_ms = 10_000;
+    })
+    .await;
+    let app = &stage.app;
+    let held = stage.hold(1, 1).await;
+    let before = stage.balance(1).await;
+
+    // Another session holds the fan's balance row, so the payment waits past the timeout.
+    let mut blocker = app.db().await;
+    blocker
+        .batch_execute("BEGIN; SELECT id FROM users WHERE id = 1 FOR UPDATE")
+        .await
+        .expect("the blocker locks the balance row");
+    let headers = [
+        ("authorization", format!("Bearer {}", app.token_for(1))),
+        ("queue-token", stage.token(1).to_owned()),
+    ];
+    let pay = "mutation($r: ID!) { pay(reservationId: $r, idempotencyKey: \"slow\") { amount balanceAfter } }";
+    let variables = json!({ "r": held.id.0.to_string() });
+    let late = app
+        .graphql_with_headers(pay, variables.clone(), &headers)
+        .await;
+    assert_eq!(late["errors"][0]["extensions"]["code"], "TIMEOUT", "{late}");
+    assert!(
+        late["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("same idempotency key")),
+        "{late}"
+    );
+    blocker
+        .batch_execute("COMMIT")
+        .await
+        .expect("the blocker lets go");
+
+    common::eventually(
+        "the timed-out payment completes",
+        Duration::from_secs(10),
+        async || {
+            scalar(
+                app,
+                &format!(
+                    "SELECT count(*) AS n FROM reservations WHERE id = {} AND status = 'CONFIRMED'",
+                    held.id.0
+                ),
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    let replay = app.graphql_with_headers(pay, variables, &headers).await;
+    assert!(replay.get("errors").is_none(), "{replay}");
+    let amount = replay["data"]["pay"]["amount"].as_i64().expect("an amount");
+    assert_eq!(
+        stage.balance(1).await,
+        before - amount,
+        "charged exactly once"
+    );
+    assert_eq!(
+        scalar(app, "SELECT count(*) AS n FROM payments").await,
+        1,
+        "one payment"
+    );
+    assert_books_balance(app).await;
 }

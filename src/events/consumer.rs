@@ -39,9 +39,41 @@ pub fn create(services: &Services) -> anyhow::Result<StreamConsumer> {
     Ok(consumer)
 }
 
+/// The consumer, closed on a thread of its own when its last owner lets go.
+///
+/// Dropping a group consumer closes it: it leaves the group and serves the last rebalance, which
+/// can block forever when an assignment arrives while it closes (seen here with the broker
+/// coming back just before shutdown; librdkafka#4041, rust-rdkafka#509). On a runtime thread
+/// that would stall the runtime and its shutdown; on a thread of its own it cannot, and the
+/// process still exits.
+struct ClosedOffRuntime(Option<StreamConsumer>);
+
+impl std::ops::Deref for ClosedOffRuntime {
+    type Target = StreamConsumer;
+
+    fn deref(&self) -> &StreamConsumer {
+        self.0
+            .as_ref()
+            .expect("the consumer is present until dropped")
+    }
+}
+
+impl Drop for ClosedOffRuntime {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            let closing = std::thread::Builder::new()
+                .name("kafka-consumer-close".into())
+                .spawn(move || drop(consumer));
+            if let Err(err) = closing {
+                tracing::warn!(error = %err, "no thread to close the Kafka consumer on; closing it here");
+            }
+        }
+    }
+}
+
 /// Consumes until cancelled, then commits the stored offsets.
 pub async fn run(services: Services, consumer: StreamConsumer, cancel: CancellationToken) {
-    let consumer = Arc::new(consumer);
+    let consumer = Arc::new(ClosedOffRuntime(Some(consumer)));
     let mut last_lag = Instant::now();
     loop {
         let message = tokio::select! {
@@ -86,7 +118,7 @@ pub async fn run(services: Services, consumer: StreamConsumer, cancel: Cancellat
     commit(&consumer);
 }
 
-fn commit(consumer: &StreamConsumer) {
+fn commit(consumer: &ClosedOffRuntime) {
     if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %err, "no offsets committed on shutdown");
     }
@@ -130,7 +162,7 @@ pub async fn handle(services: &Services, hold: &ExpiredHold) -> AppResult<usize>
 }
 
 /// Consumer lag: messages between this group's position and the end of each assigned partition.
-async fn record_lag(consumer: Arc<StreamConsumer>) {
+async fn record_lag(consumer: Arc<ClosedOffRuntime>) {
     let lag = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
         let mut total = 0;
         for element in consumer.position()?.elements() {

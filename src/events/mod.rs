@@ -58,10 +58,16 @@ impl Kafka {
     /// sequence numbers no longer match and every send times out or fails fatally.
     pub fn reset_producer(&self) -> anyhow::Result<()> {
         let fresh = new_producer(&self.brokers)?;
-        *self
-            .producer
-            .write()
-            .expect("producer lock is never poisoned") = fresh;
+        let stale = std::mem::replace(
+            &mut *self
+                .producer
+                .write()
+                .expect("producer lock is never poisoned"),
+            fresh,
+        );
+        // Dropping a producer waits for its queued messages (up to message.timeout.ms): not
+        // on a runtime thread.
+        std::thread::spawn(move || drop(stale));
         Ok(())
     }
 

@@ -9,7 +9,7 @@ pub mod outage;
 pub mod ws;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use concert_reservation::config::Config;
 use concert_reservation::seed::{self, SeedOptions, SeedSummary};
@@ -18,6 +18,22 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
+
+/// Polls `check` every 100 ms until it holds; panics with `what` after `timeout`.
+pub async fn eventually(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within {timeout:?}");
+}
 
 /// The caller as the services see it.
 pub fn viewer(user: i64) -> concert_reservation::auth::Viewer {
