@@ -1,7 +1,9 @@
-//! Metric names (one place, so dashboards and code agree) and the Prometheus recorder.
+//! Metric names (one place, so dashboards and code agree), their descriptions, the Prometheus
+//! recorder and the process metrics (CPU, memory, file descriptors, threads) of this server.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const GRAPHQL_REQUESTS_TOTAL: &str = "graphql_requests_total";
@@ -49,24 +51,29 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Waiting in line takes seconds to many minutes.
 /// From a hold's expiry to its seats being back on sale: seconds, up to the backstop's minutes.
 const EXPIRY_BUCKETS: &[f64] = &[
     0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
+/// Waiting in line takes seconds to many minutes.
 const QUEUE_WAIT_BUCKETS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+/// `process_threads`, ... in the names Prometheus' own clients use.
+static PROCESS: LazyLock<metrics_process::Collector> =
+    LazyLock::new(metrics_process::Collector::default);
+
 /// Installs the global recorder once per process (tests build many apps in one process) and
 /// returns the handle `/metrics` renders. Every `*_seconds` metric is a histogram, not a summary.
 pub fn install_recorder() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(QUEUE_WAIT_SECONDS.into()),
                     QUEUE_WAIT_BUCKETS,
@@ -80,7 +87,193 @@ pub fn install_recorder() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .expect("latency buckets are a non-empty constant")
                 .install_recorder()
-                .expect("the metrics recorder is installed once, guarded by the OnceLock")
+                .expect("the metrics recorder is installed once, guarded by the OnceLock");
+            describe_all();
+            register_label_free();
+            PROCESS.describe();
+            record_process_metrics();
+            handle
         })
         .clone()
+}
+
+/// Refreshes the process metrics; `/metrics` calls it before rendering, as it does for the pools.
+pub fn record_process_metrics() {
+    PROCESS.collect();
+}
+
+/// `# HELP` lines for every metric family (the exporter prints them once a series exists).
+fn describe_all() {
+    describe_counter!(
+        GRAPHQL_REQUESTS_TOTAL,
+        "GraphQL operations by `operation` (root fields) and `outcome` (ok, error)."
+    );
+    describe_histogram!(
+        GRAPHQL_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to execute one GraphQL operation, by `operation`."
+    );
+    describe_counter!(
+        GRAPHQL_ERRORS_TOTAL,
+        "GraphQL errors by `operation` and `code` (the error's extensions.code)."
+    );
+    describe_counter!(DB_STATEMENTS_TOTAL, "SQL statements run through the pool.");
+    describe_histogram!(
+        DB_POOL_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time to get a PostgreSQL connection from the pool."
+    );
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        "PostgreSQL connections open in the pool (refreshed on scrape)."
+    );
+    describe_gauge!(DB_POOL_IDLE, "Idle PostgreSQL connections in the pool.");
+    describe_gauge!(DB_POOL_MAX, "Size limit of the PostgreSQL pool.");
+    describe_gauge!(
+        REDIS_POOL_CONNECTIONS,
+        "Redis connections open in the pool (refreshed on scrape)."
+    );
+    describe_gauge!(REDIS_POOL_IDLE, "Idle Redis connections in the pool.");
+    describe_gauge!(
+        QUEUE_WAITING,
+        "WAITING queue tokens per `concert`, at the last admitter tick."
+    );
+    describe_gauge!(
+        QUEUE_ACTIVE,
+        "ACTIVE queue tokens per `concert`, at the last admitter tick."
+    );
+    describe_counter!(QUEUE_ENTRIES_TOTAL, "Queue entries per `concert`.");
+    describe_counter!(
+        QUEUE_ADMISSIONS_TOTAL,
+        "WAITING tokens made ACTIVE per `concert`."
+    );
+    describe_counter!(
+        QUEUE_ABANDONED_TOTAL,
+        "WAITING tokens dropped per `concert`: the holder stopped polling and subscribing."
+    );
+    describe_counter!(
+        QUEUE_EXPIRED_TOTAL,
+        "ACTIVE tokens per `concert` whose time ran out."
+    );
+    describe_histogram!(
+        QUEUE_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time from entering the queue to ACTIVE, per `concert`."
+    );
+    describe_gauge!(
+        QUEUE_ADMISSION_RATE,
+        "Observed admissions per second per `concert` (the ETA's divisor)."
+    );
+    describe_counter!(
+        QUEUE_TICK_FAILURES_TOTAL,
+        "Admitter ticks that failed (Redis unreachable, script error)."
+    );
+    describe_gauge!(
+        QUEUE_SUBSCRIBERS,
+        "queueStatus subscriptions open on this instance."
+    );
+    describe_counter!(
+        HOLDS_TOTAL,
+        "Hold attempts by `kind` (chosen, best_available) and `outcome` (held or an error code)."
+    );
+    describe_histogram!(
+        HOLD_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time of one hold attempt (lock, insert, commit), by `kind`."
+    );
+    describe_counter!(
+        SKIP_LOCKED_MISSES_TOTAL,
+        "Holds refused because a requested seat was locked by another request (SKIP LOCKED)."
+    );
+    describe_counter!(
+        DB_RETRIES_TOTAL,
+        "Transactions retried after a deadlock, serialization failure or lock timeout."
+    );
+    describe_counter!(
+        PAYMENTS_TOTAL,
+        "Payment attempts by `outcome` (paid or an error code)."
+    );
+    describe_histogram!(
+        PAYMENT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time of one payment attempt."
+    );
+    describe_counter!(POINT_CHARGES_TOTAL, "Point charges (top-ups) applied.");
+    describe_counter!(
+        CANCELLATIONS_TOTAL,
+        "Cancellations by `outcome` (cancelled or an error code)."
+    );
+    describe_gauge!(
+        OUTBOX_BACKLOG,
+        "Unpublished outbox rows, measured by the relay (0 until its first pass)."
+    );
+    describe_gauge!(
+        OUTBOX_OLDEST_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest unpublished outbox row (0 when none, or before the relay's first pass)."
+    );
+    describe_counter!(OUTBOX_PUBLISHED_TOTAL, "Outbox rows published to Kafka.");
+    describe_counter!(
+        OUTBOX_PUBLISH_FAILURES_TOTAL,
+        "Relay passes whose publish to Kafka failed (the batch is published again)."
+    );
+    describe_histogram!(
+        OUTBOX_PUBLISH_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to publish one relay batch until the broker acknowledged it."
+    );
+    describe_counter!(HOLDS_EXPIRED_TOTAL, "Holds the sweeper marked EXPIRED.");
+    describe_counter!(
+        SEATS_RELEASED_TOTAL,
+        "Seats put back on sale after a hold expired, `by` consumer or backstop."
+    );
+    describe_counter!(
+        CONSUMER_EVENTS_TOTAL,
+        "seats.expired events handled, by `outcome` (released, nothing_left, malformed)."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Messages behind the end of the partitions this instance consumes (0 until measured)."
+    );
+    describe_histogram!(
+        EXPIRY_RELEASE_LATENCY_SECONDS,
+        Unit::Seconds,
+        "From a hold's expiry to its seats being back on sale through the consumer."
+    );
+}
+
+/// Series without labels exist from start-up, at zero, as Prometheus advises: a dashboard shows
+/// 0 rather than "no data" before the first event, and `rate()` sees the first increment.
+/// Labelled series (per operation, concert, outcome, ...) appear with their first event.
+/// Pool gauges are left out: they are set on every scrape.
+fn register_label_free() {
+    for name in [
+        DB_STATEMENTS_TOTAL,
+        QUEUE_TICK_FAILURES_TOTAL,
+        SKIP_LOCKED_MISSES_TOTAL,
+        DB_RETRIES_TOTAL,
+        POINT_CHARGES_TOTAL,
+        OUTBOX_PUBLISHED_TOTAL,
+        OUTBOX_PUBLISH_FAILURES_TOTAL,
+        HOLDS_EXPIRED_TOTAL,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in [
+        QUEUE_SUBSCRIBERS,
+        OUTBOX_BACKLOG,
+        OUTBOX_OLDEST_AGE_SECONDS,
+        CONSUMER_LAG,
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    for name in [
+        DB_POOL_WAIT_SECONDS,
+        PAYMENT_DURATION_SECONDS,
+        OUTBOX_PUBLISH_DURATION_SECONDS,
+        EXPIRY_RELEASE_LATENCY_SECONDS,
+    ] {
+        // Registering is enough: the exporter renders a histogram with no samples at zero.
+        let _ = metrics::histogram!(name);
+    }
 }
