@@ -5,7 +5,7 @@
 //! twice changes nothing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::ClientConfig;
@@ -20,8 +20,8 @@ use crate::error::AppResult;
 use crate::metrics as m;
 use crate::startup::Services;
 
-/// How often consumer lag is measured.
-const LAG_PERIOD: Duration = Duration::from_secs(5);
+/// How often consumer lag is measured (one watermark request per assigned partition).
+const LAG_PERIOD: Duration = Duration::from_secs(1);
 
 pub fn create(services: &Services) -> anyhow::Result<StreamConsumer> {
     let config = &services.config;
@@ -74,7 +74,7 @@ impl Drop for ClosedOffRuntime {
 /// Consumes until cancelled, then commits the stored offsets.
 pub async fn run(services: Services, consumer: StreamConsumer, cancel: CancellationToken) {
     let consumer = Arc::new(ClosedOffRuntime(Some(consumer)));
-    let mut last_lag = Instant::now();
+    tokio::spawn(measure_lag(consumer.clone(), cancel.clone()));
     loop {
         let message = tokio::select! {
             () = cancel.cancelled() => break,
@@ -109,10 +109,6 @@ pub async fn run(services: Services, consumer: StreamConsumer, cancel: Cancellat
                 tracing::warn!(error = %err, "Kafka consumer error");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }
-        if last_lag.elapsed() >= LAG_PERIOD {
-            last_lag = Instant::now();
-            record_lag(consumer.clone()).await;
         }
     }
     commit(&consumer);
@@ -159,6 +155,19 @@ pub async fn handle(services: &Services, hold: &ExpiredHold) -> AppResult<usize>
         return Ok(count);
     }
     Ok(0)
+}
+
+/// Measures the lag every [`LAG_PERIOD`] until cancelled, also while no message arrives (so the
+/// gauge falls back to 0 once the backlog is drained).
+async fn measure_lag(consumer: Arc<ClosedOffRuntime>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(LAG_PERIOD);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => record_lag(consumer.clone()).await,
+        }
+    }
 }
 
 /// Consumer lag: messages between this group's position and the end of each assigned partition.
