@@ -21,3 +21,4 @@ pub mod redis_store;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod verify;

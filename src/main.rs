@@ -1,5 +1,5 @@
 //! The `concert-reservation` command: serve the API, migrate the database, seed demo data,
-//! print the GraphQL schema.
+//! print the GraphQL schema, check the data's invariants (`verify`).
 
 use clap::{Parser, Subcommand};
 use concert_reservation::auth::Authenticator;
@@ -7,6 +7,7 @@ use concert_reservation::config::Config;
 use concert_reservation::ids::UserId;
 use concert_reservation::seed::{self, SeedOptions};
 use concert_reservation::startup::{Application, shutdown_signal};
+use concert_reservation::verify::{self, VerifyOptions};
 use concert_reservation::{db, graphql, telemetry};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
@@ -38,6 +39,9 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl_seconds: i64,
     },
+    /// Check the data's integrity (no seat sold twice, balances match the ledger, ...): one line
+    /// per check; exit status 0 when all pass, 1 when one fails, 2 when they cannot run.
+    Verify(VerifyOptions),
 }
 
 #[tokio::main]
@@ -78,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 tracing::info!(?summary, "seeded demo data");
             }
+        }
+        Command::Verify(options) => {
+            std::process::exit(verify::run(&cli.config.database_url, &options).await)
         }
         Command::Sdl | Command::Token { .. } => unreachable!("handled before logging starts"),
     }

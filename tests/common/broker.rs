@@ -1,74 +1,79 @@
-//! A private tansu broker on a free port, which a test may stop and start again without
-//! disturbing the tests that share the main broker.
+//! A private tansu broker on a free port, reached through a relay that a test may cut and restore
+//! (see [`super::outage`]) without disturbing the tests that share the main broker.
+//!
+//! The outage is a network cut, not a broker restart: a real broker comes back with its topics,
+//! offsets and groups. (tansu's in-memory storage comes back empty, and its first metadata answers
+//! after such a restart carry a topic entry without a name, which crashes librdkafka 2.12 in
+//! `rd_kafka_metadata_cache_find` (strcmp on NULL): seen in a core dump of this test.)
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::outage::Outage;
+
 pub struct PrivateBroker {
-    pub port: u16,
-    child: Option<Child>,
+    /// Where clients connect: the relay, which is also the address the broker advertises.
+    pub relay: Outage,
+    child: Child,
 }
 
 impl PrivateBroker {
-    pub fn start() -> Self {
+    pub async fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut broker = Self { port, child: None };
-        broker.resume();
-        broker
-    }
-
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) on the same port; with in-memory storage it comes back empty.
-    pub fn resume(&mut self) {
+        let relay = Outage::relay_to(SocketAddr::from(([127, 0, 0, 1], port))).await;
         let home = std::env::var("HOME").unwrap_or_default();
         let tansu =
             std::env::var("TANSU_BIN").unwrap_or_else(|_| format!("{home}/.cargo/bin/tansu"));
-        let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(tansu)
             .args([
                 "broker",
                 "--storage-engine",
                 "memory://tansu/",
                 "--listener-url",
-                &url,
+                &format!("tcp://127.0.0.1:{port}"),
                 "--advertised-listener-url",
-                &url,
+                &format!("tcp://{}", relay.addr),
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("tansu is installed (scripts/services start installs it)");
-        self.child = Some(child);
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(15),
-                "tansu did not listen on {}",
-                self.port
+                "tansu did not listen on {port}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Self { relay, child }
     }
 
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// The bootstrap address for clients (through the relay).
+    pub fn address(&self) -> String {
+        self.relay.addr.to_string()
+    }
+
+    /// The broker becomes unreachable: open connections drop, new ones fail.
+    pub fn cut(&self) {
+        self.relay.cut();
+    }
+
+    /// The broker is reachable again, with everything it had.
+    pub fn restore(&self) {
+        self.relay.restore();
     }
 }
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
