@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::auth::Viewer;
-use crate::catalogue::{Schedule, Seat};
+use crate::catalogue::Seat;
 use crate::db::enums::{ReservationStatus, SeatStatus};
 use crate::db::schema::{outbox, reservation_seats, reservations, seats};
 use crate::error::{AppError, AppResult};
@@ -58,16 +58,14 @@ pub async fn hold(
     choice: SeatChoice,
 ) -> AppResult<Reservation> {
     validate(&choice, services.config.hold_max_seats)?;
-    let schedule = {
-        let mut conn = services.db.conn().await?;
-        Schedule::by_ids(&mut conn, &[schedule_id])
-            .await?
-            .remove(&schedule_id)
-            .ok_or(AppError::NotFound("schedule"))?
-    }; // the connection goes back to the pool while Redis answers
+    let concert = services
+        .concerts
+        .concert_of(&services.db, schedule_id)
+        .await?
+        .ok_or(AppError::NotFound("schedule"))?;
     services
         .queue
-        .require_active(viewer, schedule.concert_id, queue_token)
+        .require_active(viewer, concert, queue_token)
         .await?;
     let mut conn = services.db.conn().await?;
 

@@ -112,9 +112,13 @@ impl Concert {
 /// Whether concerts exist, remembered for a short while: entering a queue is the hottest write of
 /// an on-sale and must not hit PostgreSQL each time. A concert created after a miss for its id
 /// is known within `CONCERT_CACHE_TTL`.
+///
+/// It also remembers which concert a schedule belongs to (that never changes), so the guard of
+/// holds and payments needs no query to find the queue a request must be ACTIVE in.
 #[derive(Clone)]
 pub struct ConcertDirectory {
     known: moka::future::Cache<ConcertId, bool>,
+    concert_of: moka::future::Cache<ScheduleId, Option<ConcertId>>,
 }
 
 const CONCERT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -123,6 +127,11 @@ impl Default for ConcertDirectory {
     fn default() -> Self {
         Self {
             known: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CONCERT_CACHE_TTL)
+                .build(),
+            // A miss (no such schedule) is forgotten after the TTL, like an unknown concert.
+            concert_of: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(CONCERT_CACHE_TTL)
                 .build(),
@@ -144,12 +153,33 @@ impl ConcertDirectory {
                 Ok::<_, crate::error::AppError>(found.contains_key(&id))
             })
             .await
-            .map_err(|err: std::sync::Arc<crate::error::AppError>| match &*err {
-                crate::error::AppError::Unavailable(_) => {
-                    crate::error::AppError::Unavailable(anyhow::anyhow!("{err}"))
-                }
-                _ => crate::error::AppError::Internal(anyhow::anyhow!("{err}")),
+            .map_err(shared_error)
+    }
+
+    /// The concert of a schedule (`None`: no such schedule). Concurrent misses share a query.
+    pub async fn concert_of(
+        &self,
+        db: &crate::db::Database,
+        schedule: ScheduleId,
+    ) -> crate::error::AppResult<Option<ConcertId>> {
+        self.concert_of
+            .try_get_with(schedule, async {
+                let mut conn = db.conn().await?;
+                let found = Schedule::by_ids(&mut conn, &[schedule]).await?;
+                Ok::<_, crate::error::AppError>(found.get(&schedule).map(|s| s.concert_id))
             })
+            .await
+            .map_err(shared_error)
+    }
+}
+
+/// The error of a cache load that several callers waited for, for each of them.
+fn shared_error(err: std::sync::Arc<crate::error::AppError>) -> crate::error::AppError {
+    match &*err {
+        crate::error::AppError::Unavailable(_) => {
+            crate::error::AppError::Unavailable(anyhow::anyhow!("{err}"))
+        }
+        _ => crate::error::AppError::Internal(anyhow::anyhow!("{err}")),
     }
 }
 

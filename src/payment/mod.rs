@@ -17,11 +17,10 @@ use crate::account::NewLedgerEntry;
 use crate::auth::Viewer;
 use crate::booking::seat_map::SeatChange;
 use crate::booking::{Reservation, set_seats_of, write_event};
-use crate::catalogue::Schedule;
 use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
 use crate::db::schema::{payments, point_ledger, reservations, users};
 use crate::error::{AppError, AppResult};
-use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
+use crate::ids::{ConcertId, ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
 use crate::startup::Services;
 
@@ -71,42 +70,30 @@ async fn pay_once(
     idempotency::validate_key(key)?;
     let user = viewer.user_id;
     let request = format!("pay reservation={reservation_id}");
-    // A retry of a payment that went through replays its receipt, even though its queue token
-    // has ended since.
-    let concert = {
-        let mut conn = services.db.conn().await?;
-        if let Some(receipt) = idempotency::replay(&mut conn, user, key, &request).await? {
-            return Ok(receipt);
-        }
-        let reservation = Reservation::find(&mut conn, reservation_id)
-            .await?
-            .ok_or(AppError::NotFound("reservation"))?;
-        if reservation.user_id != user {
-            return Err(AppError::NotOwner);
-        }
-        Schedule::by_ids(&mut conn, &[reservation.schedule_id])
-            .await?
-            .remove(&reservation.schedule_id)
-            .ok_or(AppError::NotFound("schedule"))?
-            .concert_id
-    }; // the connection goes back to the pool while Redis answers
-    if let Err(refused) = services
+    // The queue token names its concert, so the guard needs no query; the transaction then
+    // checks that the reservation belongs to that concert. A retry of a payment that went
+    // through replays its receipt even though its token has ended since.
+    let concert = match services
         .queue
-        .require_active(viewer, concert, queue_token)
+        .require_active_token(viewer, queue_token)
         .await
     {
-        // A duplicate of a payment that committed meanwhile finds the token already ended.
-        let mut conn = services.db.conn().await?;
-        return match idempotency::replay(&mut conn, user, key, &request).await? {
-            Some(receipt) => Ok(receipt),
-            None => Err(refused),
-        };
-    }
+        Ok(concert) => concert,
+        Err(refused) => {
+            let mut conn = services.db.conn().await?;
+            return match idempotency::replay(&mut conn, user, key, &request).await? {
+                Some(receipt) => Ok(receipt),
+                None => Err(refused),
+            };
+        }
+    };
 
     let mut conn = services.db.conn().await?;
     let outcome = crate::retry_transaction!(&mut conn, async |tx| pay_in_transaction(
         tx,
+        services,
         user,
+        concert,
         reservation_id,
         key,
         &request
@@ -145,7 +132,9 @@ async fn pay_once(
 /// `None` when another request already claimed this idempotency key.
 async fn pay_in_transaction(
     conn: &mut AsyncPgConnection,
+    services: &Services,
     user: UserId,
+    concert: ConcertId,
     reservation_id: ReservationId,
     key: &str,
     request: &str,
@@ -158,7 +147,21 @@ async fn pay_in_transaction(
         .select(Reservation::as_select())
         .for_update()
         .first(conn)
-        .await?;
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("reservation"))?;
+    if reservation.user_id != user {
+        return Err(AppError::NotOwner);
+    }
+    // The token is ACTIVE for `concert`; it does not admit to another concert's seats.
+    if services
+        .concerts
+        .concert_of(&services.db, reservation.schedule_id)
+        .await?
+        != Some(concert)
+    {
+        return Err(AppError::QueueTokenInvalid);
+    }
     match reservation.status {
         ReservationStatus::Held if reservation.expires_at > Utc::now() => {}
         ReservationStatus::Held | ReservationStatus::Expired => return Err(AppError::HoldExpired),

@@ -345,6 +345,18 @@ impl Queue {
         }
     }
 
+    /// The guard of payments: `token` must be ACTIVE and the viewer's; returns the concert it
+    /// admits to (the caller checks that what it pays for belongs to that concert).
+    pub async fn require_active_token(
+        &self,
+        viewer: Viewer,
+        token: Option<&str>,
+    ) -> AppResult<ConcertId> {
+        let concert = QueueToken::parse(token.ok_or(AppError::QueueTokenRequired)?)?.concert_id;
+        self.require_active(viewer, concert, token).await?;
+        Ok(concert)
+    }
+
     /// The guard of holds and payments: `token` must be ACTIVE, the viewer's, for `concert`.
     pub async fn require_active(
         &self,
