@@ -59,11 +59,13 @@
 // with the holds that were prepared (and stops only when there is none): a payment iteration
 // without a hold counts payments_no_hold_left, which the report flags.
 import exec from 'k6/execution';
-import { sleep } from 'k6';
 import { SharedArray } from 'k6/data';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { errorBreakdownThresholds, errorCode, gql, gqlBatch } from './lib/graphql.js';
+import { errorBreakdownThresholds, errorCode, gql } from './lib/graphql.js';
+import { PREPARE_THRESHOLDS, makeHolds } from './lib/holds.js';
 import { userToken } from './lib/jwt.js';
+import { PAY } from './lib/operations.js';
+import { latencyMs } from './lib/config.js';
 
 const PHASE = __ENV.PHASE || 'pay';
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
@@ -103,19 +105,6 @@ function holdPlan(k) {
     seatId: String((c - 1) * SEATS_PER_SCHEDULE + u) };
 }
 
-const ENTER = `mutation enterQueue($c: ID!) { enterQueue(concertId: $c) { token status } }`;
-const STATUS = `query queueStatus($t: String!) { queueStatus(token: $t) { status } }`;
-const HOLD = `mutation holdSeats($s: ID!, $seats: [ID!]!) {
-  holdSeats(scheduleId: $s, seatIds: $seats) { id status totalPrice expiresAt }
-}`;
-const PAY = `mutation pay($r: ID!, $k: String!) {
-  pay(reservationId: $r, idempotencyKey: $k) { paymentId reservationId amount balanceAfter }
-}`;
-
-// prepare
-const prepared = new Counter('prepare_holds');
-const prepFailed = new Counter('prepare_failed');
-const prepHoldMs = new Trend('prepare_hold_ms', true);
 // pay
 const paymentsOk = new Counter('payments_ok');
 const paymentSucceeded = new Rate('payment_succeeded');
@@ -142,17 +131,8 @@ function prepareOptions() {
     batchPerHost: PREP_BATCH,
     summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
     thresholds: Object.assign(
-      {
-        prepare_holds: ['count>=0'],
-        prepare_failed: ['count>=0'],
-        prepare_hold_ms: ['max>=0'],
-        graphql_failed: ['rate>=0'],
-        'http_req_duration{op:enterQueue}': ['max>=0'],
-        'http_req_duration{op:holdSeats}': ['max>=0'],
-        'http_reqs{op:enterQueue}': ['count>=0'],
-        'http_reqs{op:queueStatus}': ['count>=0'],
-        'http_reqs{op:holdSeats}': ['count>=0'],
-      },
+      {},
+      PREPARE_THRESHOLDS,
       errorBreakdownThresholds(['enterQueue', 'queueStatus', 'holdSeats']),
     ),
   };
@@ -180,7 +160,7 @@ function payOptions() {
     summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
     thresholds: Object.assign(
       {
-        'http_req_duration{op:pay}': ['p(95)<500', 'p(99)<1000'],
+        'http_req_duration{op:pay}': [`p(95)<${latencyMs(500)}`, `p(99)<${latencyMs(1000)}`],
         payment_succeeded: ['rate>0.995'],
         graphql_failed: ['rate<0.005'],
         payments_ok: ['count>=0'],
@@ -225,83 +205,27 @@ function logError(what, result) {
   console.warn(`graphql error: ${what} status=${result.res.status} code=${errorCode(result)} body=${body}`);
 }
 
-// ---- prepare: make holds [first, last) of the plan: first every queue token of the slice
-// (PREP_BATCH enterQueue at a time), then every hold (PREP_BATCH at a time). By the time a VU
-// holds, its tokens have long been admitted (everyone is, within a tick), so no status poll is
-// needed; a hold answered QUEUE_NOT_ACTIVE polls queueStatus and tries again.
+// ---- prepare: make holds [first, last) of the plan through the API (lib/holds.js: every queue
+// token of the slice, then every hold, PREP_BATCH at a time) and print what was made.
 function prepare() {
   const vu = exec.vu.idInTest;
   const per = Math.ceil(PREPARE_HOLDS / PREP_VUS);
   const first = (vu - 1) * per;
   const last = Math.min(PREPARE_HOLDS, first + per);
-  const deadline = Date.now() + PREP_MAX_SECONDS * 1000;
   const jwts = {};
   const jwtOf = (userId) => jwts[userId] || (jwts[userId] = userToken(userId, { ttlSeconds: 4 * 3600 }));
   const items = [];
-  for (let k = first; k < last; k++) items.push(holdPlan(k));
-
-  // Tokens.
-  for (let start = 0; start < items.length && Date.now() < deadline; start += PREP_BATCH) {
-    let batch = items.slice(start, start + PREP_BATCH);
-    for (let attempt = 0; batch.length > 0 && attempt < 5; attempt++) {
-      const results = gqlBatch(URL, batch.map((h) => ({
-        query: ENTER, variables: { c: h.concertId }, token: jwtOf(h.userId), name: 'enterQueue',
-      })));
-      const retry = [];
-      results.forEach((r, i) => {
-        const h = batch[i];
-        const d = !r.errors && r.data && r.data.enterQueue;
-        if (d && d.token && (d.status === 'WAITING' || d.status === 'ACTIVE')) h.token = d.token;
-        else {
-          logError(`enterQueue user=${h.userId} concert=${h.concertId}`, r);
-          retry.push(h);
-        }
-      });
-      batch = retry;
-      if (batch.length > 0) sleep(0.5);
-    }
-    for (const h of batch) prepFailed.add(1, { op: 'enterQueue' });
+  for (let k = first; k < last; k++) {
+    const h = holdPlan(k);
+    items.push(Object.assign(h, { seatIds: [h.seatId] }));
   }
-
-  // Holds.
-  const withToken = items.filter((h) => h.token);
-  for (let start = 0; start < withToken.length && Date.now() < deadline; start += PREP_BATCH) {
-    let batch = withToken.slice(start, start + PREP_BATCH);
-    const rows = [];
-    for (let attempt = 0; batch.length > 0 && attempt < 5; attempt++) {
-      const results = gqlBatch(URL, batch.map((h) => ({
-        query: HOLD, variables: { s: h.scheduleId, seats: [h.seatId] }, token: jwtOf(h.userId),
-        queueToken: h.token, name: 'holdSeats',
-      })));
-      const retry = [];
-      results.forEach((r, i) => {
-        const h = batch[i];
-        prepHoldMs.add(r.res.timings.duration);
-        const d = !r.errors && r.data && r.data.holdSeats;
-        if (d && d.id) {
-          rows.push([h.k, d.id, h.token]);
-          prepared.add(1);
-          return;
-        }
-        const code = errorCode(r);
-        if (code !== 'QUEUE_NOT_ACTIVE') logError(`holdSeats user=${h.userId} schedule=${h.scheduleId} seat=${h.seatId}`, r);
-        // Transient: try again. (A lost answer may have held it; the retry then says
-        // HOLD_ALREADY_EXISTS or SEAT_UNAVAILABLE and the hold is left out, unpaid.)
-        if (['QUEUE_NOT_ACTIVE', 'BUSY', 'UNAVAILABLE', 'QUEUE_UNAVAILABLE', 'TIMEOUT', 'NETWORK'].indexOf(code) >= 0) retry.push(h);
-        else prepFailed.add(1, { op: 'holdSeats', code });
-      });
-      batch = retry;
-      if (batch.length > 0) {
-        sleep(0.5);
-        // Those still WAITING (not yet admitted) say so to the queue, as a fan's page would.
-        gqlBatch(URL, batch.map((h) => ({
-          query: STATUS, variables: { t: h.token }, token: jwtOf(h.userId), name: 'queueStatus',
-        })));
-      }
-    }
-    for (const h of batch) prepFailed.add(1, { op: 'holdSeats', code: 'GAVE_UP' });
-    if (rows.length > 0) console.log(`PREPARED ${JSON.stringify(rows)}`);
-  }
+  makeHolds(items, {
+    batch: PREP_BATCH,
+    deadline: Date.now() + PREP_MAX_SECONDS * 1000,
+    jwtOf,
+    onError: logError,
+    onBatch: (done) => console.log(`PREPARED ${JSON.stringify(done.map((h) => [h.k, h.reservationId, h.token]))}`),
+  });
 }
 
 // ---- pay: iteration k pays prepared hold k.

@@ -43,6 +43,7 @@ import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import { errorBreakdownThresholds, errorCode, gqlBatch } from './lib/graphql.js';
 import { userToken } from './lib/jwt.js';
+import { latencyMs } from './lib/config.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const URL = `${BASE_URL}/graphql`;
@@ -105,7 +106,7 @@ export const options = {
   thresholds: Object.assign(
     {
       queue_activation_seconds: ['p(95)<60'],
-      'http_req_duration{op:queueStatus}': ['p(99)<200'],
+      'http_req_duration{op:queueStatus}': [`p(99)<${latencyMs(200)}`],
       graphql_failed: ['rate<0.005'],
       queue_users_not_activated: ['count<1'],
       // Not thresholds, only so these sub-metrics appear in the exported summary.

@@ -58,6 +58,7 @@ import { sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { ERROR_CODES, errorBreakdownThresholds, errorCode, gqlBatch, isRealFailure } from './lib/graphql.js';
 import { userToken } from './lib/jwt.js';
+import { latencyMs } from './lib/config.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const URL = `${BASE_URL}/graphql`;
@@ -139,7 +140,7 @@ export const options = {
   summaryTrendStats: ['avg', 'min', 'med', 'p(10)', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
   thresholds: Object.assign(
     {
-      stampede_hold_ms: ['p(95)<500', 'p(99)<5000'],
+      stampede_hold_ms: [`p(95)<${latencyMs(500)}`, `p(99)<${latencyMs(5000)}`],
       stampede_holds_ok: [`count==${EXPECTED_HOLDS}`],
       stampede_real_failed: ['rate<0.005'],
       stampede_hold_answered: ['rate>0.999'],
