@@ -101,6 +101,68 @@ async fn a_hold_that_runs_out_is_back_on_sale_within_seconds() {
     );
 }
 
+/// The consumer releases a batch of events in one go with the same meaning as one by one:
+/// duplicates inside the batch and seats held again since are left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_events_releases_each_holds_seats_once() {
+    let (app, tokens) = stage(4, |_| {}).await;
+    for user in 1..=3 {
+        hold(&app, user, &tokens[user as usize - 1], &[user])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    sweeper::sweep_once(&app.services).await.unwrap();
+    #[derive(QueryableByName)]
+    struct Payload {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        payload: serde_json::Value,
+    }
+    let mut events: Vec<ExpiredHold> = diesel::sql_query(
+        "SELECT payload FROM outbox WHERE event_type = 'seats.expired' ORDER BY id",
+    )
+    .load::<Payload>(&mut app.db().await)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| serde_json::from_value(row.payload).unwrap())
+    .collect();
+    assert_eq!(events.len(), 3);
+    events.push(events[0].clone());
+    // Seat 3 is held again before the events are handled.
+    hold(&app, 4, &tokens[3], &[3]).await.unwrap();
+
+    assert_eq!(
+        consumer::handle_batch(&app.services, &events)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'AVAILABLE' AND id IN (1, 2)"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE id = 3 AND status = 'HELD'"
+        )
+        .await,
+        1,
+        "a seat held again is left alone"
+    );
+    assert_eq!(
+        consumer::handle_batch(&app.services, &events)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicated_seats_expired_event_changes_nothing() {
     let (app, tokens) = stage(2, |_| {}).await;

@@ -120,13 +120,13 @@ pub async fn sweep(conn: &mut AsyncPgConnection, batch: i64) -> AppResult<Vec<Ex
     expire(conn, &due).await
 }
 
-/// Returns the seats of an expired hold to sale: those still HELD with a hold that ran out. A seat
-/// held again since by someone else has a later `held_until` and is left alone, so handling the
-/// same event twice (or late) changes nothing.
-pub async fn release(conn: &mut AsyncPgConnection, hold: &ExpiredHold) -> AppResult<Vec<SeatId>> {
+/// Returns the seats of expired holds to sale, in one statement: those of `seat_ids` still HELD
+/// with a hold that ran out. A seat held again since by someone else has a later `held_until` and
+/// is left alone, so handling the same event twice (or late) changes nothing.
+pub async fn release(conn: &mut AsyncPgConnection, seat_ids: &[SeatId]) -> AppResult<Vec<SeatId>> {
     let released = diesel::update(
         seats::table
-            .filter(seats::id.eq_any(&hold.seat_ids))
+            .filter(seats::id.eq_any(seat_ids))
             .filter(seats::status.eq(SeatStatus::Held))
             .filter(seats::held_until.le(diesel::dsl::now)),
     )

@@ -1,24 +1,33 @@
-//! The `seats.expired` consumer (a Kafka consumer group): for each event it returns the hold's
-//! seats to sale, drops the cached seat map, tells `seatChanges` subscribers and ends the fan's
-//! queue token. It stores an offset only after that work is done
+//! The `seats.expired` consumer (a Kafka consumer group): in batches of whatever has arrived, it
+//! returns the holds' seats to sale (one UPDATE), drops the cached seat maps, tells `seatChanges`
+//! subscribers and ends the fans' queue tokens. It stores offsets only after that work is done
 //! (`enable.auto.offset.store=false`), so a crash re-delivers rather than loses; handling an event
 //! twice changes nothing.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::booking::expiry::{self, ExpiredHold};
 use crate::booking::seat_map::SeatChange;
 use crate::db::enums::SeatStatus;
 use crate::error::AppResult;
+use crate::ids::{ScheduleId, SeatId};
 use crate::metrics as m;
 use crate::startup::Services;
+
+/// Most events handled in one batch (one UPDATE, one seat-map change per schedule).
+const MAX_BATCH: usize = 500;
+
+/// Queue tokens ended at once after a batch (each is a Redis round trip through the shared pool).
+const QUEUE_CALLS_IN_FLIGHT: usize = 16;
 
 /// How often consumer lag is measured (one watermark request per assigned partition).
 const LAG_PERIOD: Duration = Duration::from_secs(1);
@@ -76,38 +85,42 @@ pub async fn run(services: Services, consumer: StreamConsumer, cancel: Cancellat
     let consumer = Arc::new(ClosedOffRuntime(Some(consumer)));
     tokio::spawn(measure_lag(consumer.clone(), cancel.clone()));
     loop {
-        let message = tokio::select! {
+        let first = tokio::select! {
             () = cancel.cancelled() => break,
             message = consumer.recv() => message,
         };
-        match message {
-            Ok(message) => {
-                if let Some(payload) = message.payload() {
-                    match serde_json::from_slice::<ExpiredHold>(payload) {
-                        Ok(hold) => {
-                            // Retry until the work is done: moving on would skip this event.
-                            while let Err(err) = handle(&services, &hold).await {
-                                tracing::warn!(error = %err, reservation = %hold.reservation_id, "releasing seats failed; retrying");
-                                tokio::select! {
-                                    () = cancel.cancelled() => return commit(&consumer),
-                                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                                }
-                            }
-                        }
-                        Err(err) => {
-                            metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => "malformed")
-                                .increment(1);
-                            tracing::error!(error = %err, offset = message.offset(), "skipping a malformed seats.expired event");
-                        }
-                    }
-                }
-                if let Err(err) = consumer.store_offset_from_message(&message) {
-                    tracing::warn!(error = %err, "could not store the consumer offset");
-                }
-            }
+        let first = match first {
+            Ok(message) => message,
             Err(err) => {
                 tracing::warn!(error = %err, "Kafka consumer error");
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        // Whatever else has already arrived joins the batch; nothing waits for more.
+        let mut messages = vec![first];
+        while messages.len() < MAX_BATCH {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(message)) => messages.push(message),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "Kafka consumer error");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let holds: Vec<ExpiredHold> = messages.iter().filter_map(parse).collect();
+        // Retry until the work is done: moving on would skip these events.
+        while let Err(err) = handle_batch(&services, &holds).await {
+            tracing::warn!(error = %err, events = holds.len(), "releasing seats failed; retrying");
+            tokio::select! {
+                () = cancel.cancelled() => return commit(&consumer),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        for message in &messages {
+            if let Err(err) = consumer.store_offset_from_message(message) {
+                tracing::warn!(error = %err, "could not store the consumer offset");
             }
         }
     }
@@ -120,41 +133,90 @@ fn commit(consumer: &ClosedOffRuntime) {
     }
 }
 
+/// The event in a message; a malformed one is counted, logged and skipped.
+fn parse(message: &BorrowedMessage<'_>) -> Option<ExpiredHold> {
+    let payload = message.payload()?;
+    match serde_json::from_slice::<ExpiredHold>(payload) {
+        Ok(hold) => Some(hold),
+        Err(err) => {
+            metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => "malformed").increment(1);
+            tracing::error!(error = %err, offset = message.offset(), "skipping a malformed seats.expired event");
+            None
+        }
+    }
+}
+
 /// Handles one event: releases what is still held by that hold, then tells everyone. Returns the
 /// number of seats released (0 when the event was handled before).
 pub async fn handle(services: &Services, hold: &ExpiredHold) -> AppResult<usize> {
-    let released = {
+    handle_batch(services, std::slice::from_ref(hold)).await
+}
+
+/// Handles a batch of events: one UPDATE releases every seat still held by those holds, one
+/// seat-map change per schedule tells subscribers, and each fan who lost seats has their queue
+/// token ended. Returns the number of seats released.
+pub async fn handle_batch(services: &Services, holds: &[ExpiredHold]) -> AppResult<usize> {
+    if holds.is_empty() {
+        return Ok(0);
+    }
+    let seat_ids: Vec<SeatId> = holds
+        .iter()
+        .flat_map(|hold| hold.seat_ids.clone())
+        .collect();
+    let released: HashSet<SeatId> = {
         let mut conn = services.db.conn().await?;
-        expiry::release(&mut conn, hold).await?
+        expiry::release(&mut conn, &seat_ids)
+            .await?
+            .into_iter()
+            .collect()
     };
-    let outcome = if released.is_empty() {
-        "nothing_left"
-    } else {
-        "released"
-    };
-    metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => outcome).increment(1);
-    if !released.is_empty() {
-        metrics::counter!(m::SEATS_RELEASED_TOTAL, "by" => "consumer")
-            .increment(released.len() as u64);
+    let mut by_schedule: BTreeMap<ScheduleId, BTreeSet<SeatId>> = BTreeMap::new();
+    let mut losers = Vec::new();
+    for hold in holds {
+        let mine: Vec<SeatId> = hold
+            .seat_ids
+            .iter()
+            .filter(|seat| released.contains(seat))
+            .copied()
+            .collect();
+        let outcome = if mine.is_empty() {
+            "nothing_left"
+        } else {
+            "released"
+        };
+        metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => outcome).increment(1);
+        if mine.is_empty() {
+            continue;
+        }
         let latency = (Utc::now() - hold.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::histogram!(m::EXPIRY_RELEASE_LATENCY_SECONDS).record(latency);
-        let count = released.len();
+        by_schedule
+            .entry(hold.schedule_id)
+            .or_default()
+            .extend(mine);
+        losers.push(hold);
+    }
+    metrics::counter!(m::SEATS_RELEASED_TOTAL, "by" => "consumer").increment(released.len() as u64);
+    for (schedule_id, seat_ids) in by_schedule {
         let change = SeatChange {
-            schedule_id: hold.schedule_id,
-            seat_ids: released,
+            schedule_id,
+            seat_ids: seat_ids.into_iter().collect(),
             status: SeatStatus::Available,
         };
         services.seat_map.changed(change).await;
-        if let Err(err) = services
-            .queue
-            .finish_for(hold.concert_id, hold.user_id)
-            .await
-        {
-            tracing::warn!(error = %err, "could not end the queue token of an expired hold");
-        }
-        return Ok(count);
     }
-    Ok(0)
+    futures::stream::iter(losers)
+        .for_each_concurrent(QUEUE_CALLS_IN_FLIGHT, async |hold| {
+            if let Err(err) = services
+                .queue
+                .finish_for(hold.concert_id, hold.user_id)
+                .await
+            {
+                tracing::warn!(error = %err, "could not end the queue token of an expired hold");
+            }
+        })
+        .await;
+    Ok(released.len())
 }
 
 /// Measures the lag every [`LAG_PERIOD`] until cancelled, also while no message arrives (so the
