@@ -42,6 +42,9 @@ pub fn create(services: &Services) -> anyhow::Result<StreamConsumer> {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
+        // A fetch returns as soon as anything is there, but a broker may hold an empty fetch
+        // this long: it bounds how late a lone event is picked up (librdkafka's default is 500).
+        .set("fetch.wait.max.ms", "50")
         .set("topic.metadata.refresh.interval.ms", "5000")
         .create()?;
     consumer.subscribe(&[config.kafka_topic_seats_expired.as_str()])?;
