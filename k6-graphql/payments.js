@@ -65,10 +65,9 @@ import { errorBreakdownThresholds, errorCode, gql } from './lib/graphql.js';
 import { PREPARE_THRESHOLDS, makeHolds } from './lib/holds.js';
 import { userToken } from './lib/jwt.js';
 import { PAY } from './lib/operations.js';
-import { latencyMs } from './lib/config.js';
+import { BASE_URL, latencyMs } from './lib/config.js';
 
 const PHASE = __ENV.PHASE || 'pay';
-const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const URL = `${BASE_URL}/graphql`;
 const USERS = parseInt(__ENV.USERS || '30000', 10);
 const RATE = parseInt(__ENV.RATE || '1000', 10);

@@ -43,9 +43,8 @@ import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import { errorBreakdownThresholds, errorCode, gqlBatch } from './lib/graphql.js';
 import { userToken } from './lib/jwt.js';
-import { latencyMs } from './lib/config.js';
+import { BASE_URL, latencyMs } from './lib/config.js';
 
-const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 const URL = `${BASE_URL}/graphql`;
 const USERS = parseInt(__ENV.USERS || '10000', 10);
 const USERS_PER_VU = Math.max(1, parseInt(__ENV.USERS_PER_VU || '10', 10));

@@ -2,7 +2,8 @@
 //! provisioning, wired to the provisioned Prometheus datasource and to the folder docker-compose
 //! mounts, and every metric a panel queries is one the real server exports at `/metrics`. Metrics
 //! named `k6_*` are pushed by k6 itself (remote write), not by the server, and are the one
-//! exception.
+//! exception. The alert rules (`grafana/alerts.yml`) are held to the same standard (plus
+//! Prometheus' own `up`).
 
 mod common;
 
@@ -19,6 +20,9 @@ use serde_json::{Value, json};
 
 /// Metrics the server does not export: k6 pushes them to Prometheus (`-o experimental-prometheus-rw`).
 const EXTERNAL_PREFIXES: &[&str] = &["k6_"];
+
+/// Series Prometheus makes itself, which alert rules may use.
+const PROMETHEUS_OWN: &[&str] = &["up"];
 
 /// PromQL words that are not metric names: aggregation operators, set and comparison keywords,
 /// modifiers and literals. Functions are recognised by the `(` that follows them.
@@ -300,6 +304,45 @@ fn missing_metrics(
                 if !external && !exported.contains(&name) {
                     missing.push((format!("{file} {place}: {expr}"), name));
                 }
+            }
+        }
+    }
+    missing
+}
+
+/// `(alert, expr)` of every rule in `grafana/alerts.yml`; each rule has a severity P0 to P3 and a
+/// runbook in docs/incident-response.md.
+fn alert_expressions() -> Vec<(String, String)> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(&read("grafana/alerts.yml"))
+        .expect("grafana/alerts.yml is YAML");
+    let mut rules = Vec::new();
+    for group in docs[0]["groups"].as_vec().expect("alerts.yml has groups") {
+        for rule in group["rules"].as_vec().expect("every group has rules") {
+            let name = rule["alert"].as_str().expect("every rule is an alert");
+            let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
+            assert!(
+                ["P0", "P1", "P2", "P3"].contains(&severity),
+                "{name}: severity {severity:?} is not P0..P3"
+            );
+            let runbook = rule["annotations"]["runbook"].as_str().unwrap_or_default();
+            assert!(
+                runbook.starts_with("docs/incident-response.md#"),
+                "{name}: runbook {runbook:?}"
+            );
+            let expr = rule["expr"].as_str().expect("every rule has an expr");
+            rules.push((format!("alert {name}"), expr.to_owned()));
+        }
+    }
+    rules
+}
+
+/// `(where, metric)` for every metric the alert rules use that `exported` lacks.
+fn missing_in_alerts(exported: &BTreeSet<String>) -> Vec<(String, String)> {
+    let mut missing = Vec::new();
+    for (place, expr) in alert_expressions() {
+        for name in metric_names(&expr) {
+            if !PROMETHEUS_OWN.contains(&name.as_str()) && !exported.contains(&name) {
+                missing.push((format!("grafana/alerts.yml {place}: {expr}"), name));
             }
         }
     }
@@ -634,11 +677,13 @@ async fn every_metric_a_dashboard_queries_is_exported() {
     assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 1);
 
     let exposition = app.get("/metrics").await.text().await.unwrap();
-    let missing = missing_metrics(&dashboards(), &exported_names(&exposition));
+    let exported = exported_names(&exposition);
+    let mut missing = missing_metrics(&dashboards(), &exported);
+    missing.extend(missing_in_alerts(&exported));
 
     assert!(
         missing.is_empty(),
-        "dashboards query metrics the server does not export:\n{}\n--- /metrics ---\n{exposition}",
+        "dashboards or alert rules query metrics the server does not export:\n{}\n--- /metrics ---\n{exposition}",
         missing
             .iter()
             .map(|(place, name)| format!("  {name}  ({place})"))

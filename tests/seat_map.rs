@@ -120,3 +120,35 @@ async fn seat_changes_are_pushed_to_subscribers() {
         "{second}"
     );
 }
+
+/// `availableSeats` is counted in the database, and a seat whose hold ran out counts as free
+/// before any sweep or event.
+#[tokio::test(flavor = "multi_thread")]
+async fn available_seats_counts_free_seats_and_run_out_holds() {
+    let (app, token) = staged().await;
+    let available = async || {
+        let body = app
+            .graphql("{ schedule(id: \"1\") { availableSeats } }")
+            .await;
+        body["data"]["schedule"]["availableSeats"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{body}"))
+    };
+    assert_eq!(available().await, 3);
+    booking::hold(
+        &app.services,
+        Viewer { user_id: UserId(1) },
+        Some(&token),
+        ScheduleId(1),
+        SeatChoice::Chosen(vec![SeatId(1), SeatId(2)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(available().await, 1);
+    common::scalar(
+        &app,
+        "WITH ran_out AS (UPDATE seats SET held_until = now() - interval '1 second' WHERE id = 1 RETURNING 1) SELECT count(*) AS n FROM ran_out",
+    )
+    .await;
+    assert_eq!(available().await, 2, "seat 1's hold ran out");
+}

@@ -7,7 +7,13 @@
 // latencyMs(500) becomes 5,000 ms there, since a debug build on a shared CI machine is not what
 // the plan's response times are about; error-rate and integrity thresholds are never scaled.
 
-export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+// BASE_URLS (comma-separated; scripts/load --instances N) spreads the VUs over several server
+// instances, round-robin by VU number; otherwise every VU uses BASE_URL.
+export const BASE_URLS = (__ENV.BASE_URLS || __ENV.BASE_URL || 'http://127.0.0.1:8080')
+  .split(',')
+  .map((url) => url.trim().replace(/\/$/, ''))
+  .filter((url) => url !== '');
+export const BASE_URL = BASE_URLS[(__VU || 0) % BASE_URLS.length];
 export const GRAPHQL_URL = `${BASE_URL}/graphql`;
 export const WS_URL = `${BASE_URL.replace(/^http/, 'ws')}/graphql/ws`;
 export const LATENCY_SCALE = parseFloat(__ENV.LATENCY_SCALE || '1');

@@ -29,6 +29,12 @@ import sys
 # inputs
 
 
+
+def instances_text(src):
+    """'2 instances (k6 VUs spread over them; CPU and RSS summed) of a ' when a run had several."""
+    n = int(src.get("instances", 1) or 1)
+    return f"{n} instances (k6 VUs spread over them; server CPU and RSS are their sums) of a " if n > 1 else ""
+
 def read(path, default=None):
     try:
         with open(path, encoding="utf-8") as f:
@@ -535,7 +541,7 @@ def report_queue_wave(ctx):
     md.append(f"| machine | {m['nproc']} vCPU ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']} |")
     src = ctx["source"]
     md.append(
-        f"| server | {src.get('profile', 'release')} build of `{src['commit']}`"
+        f"| server | {instances_text(src)}{src.get('profile', 'release')} build of `{src['commit']}`"
         + (" plus uncommitted changes in the working tree" if src["uncommitted_server_changes"] else "")
         + "; PostgreSQL, Redis and tansu on the same machine |"
     )
@@ -932,7 +938,7 @@ def run_md(ctx, load_model, extra_rows=()):
     md.append(f"| k6 | `{ctx['k6_cmd']}` ({ctx['k6_version']}) |")
     md.append(f"| machine | {m['nproc']} vCPU ({m['cpu_model']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']} |")
     md.append(
-        f"| server | {src.get('profile', 'release')} build of `{src['commit']}`"
+        f"| server | {instances_text(src)}{src.get('profile', 'release')} build of `{src['commit']}`"
         + (" plus uncommitted changes in the working tree (another engineer's work in progress)" if src["uncommitted_server_changes"] else "")
         + "; PostgreSQL, Redis and tansu on the same machine |"
     )

@@ -212,6 +212,27 @@ impl Schedule {
 }
 
 impl Seat {
+    /// How many seats of each schedule are free now (AVAILABLE, or HELD by a hold that ran out),
+    /// counted in the database: a concert page shows this for every schedule, and reading every
+    /// seat for it would move thousands of rows per page.
+    pub async fn available_counts(
+        conn: &mut AsyncPgConnection,
+        schedule_ids: &[ScheduleId],
+    ) -> QueryResult<HashMap<ScheduleId, i64>> {
+        let rows: Vec<(ScheduleId, i64)> = seats::table
+            .filter(seats::schedule_id.eq_any(schedule_ids))
+            .filter(
+                seats::status.eq(SeatStatus::Available).or(seats::status
+                    .eq(SeatStatus::Held)
+                    .and(seats::held_until.le(diesel::dsl::now))),
+            )
+            .group_by(seats::schedule_id)
+            .select((seats::schedule_id, diesel::dsl::count_star()))
+            .load(conn)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The seats of each schedule, by seat number.
     pub async fn for_schedules(
         conn: &mut AsyncPgConnection,

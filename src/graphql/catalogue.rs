@@ -123,13 +123,11 @@ impl ScheduleObject {
 
     /// How many seats are AVAILABLE right now.
     async fn available_seats(&self, ctx: &Context<'_>) -> Result<i32> {
-        let seats = loaders(ctx).seats_by_schedule.load_one(self.0.id).await?;
-        let now = Utc::now();
-        let available = seats
-            .unwrap_or_default()
-            .iter()
-            .filter(|seat| seat.effective_status(now) == SeatStatus::Available)
-            .count();
+        let available = loaders(ctx)
+            .available_by_schedule
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or(0); // no row: no free seat
         Ok(i32::try_from(available).unwrap_or(i32::MAX))
     }
 }

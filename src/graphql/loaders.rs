@@ -40,6 +40,7 @@ pub struct Loaders {
     pub schedules: Arc<DataLoader<SchedulesById>>,
     pub schedules_by_concert: Arc<DataLoader<SchedulesByConcert>>,
     pub seats_by_schedule: Arc<DataLoader<SeatsBySchedule>>,
+    pub available_by_schedule: Arc<DataLoader<AvailableBySchedule>>,
     pub seats_by_reservation: Arc<DataLoader<SeatsByReservation>>,
     pub payment_by_reservation: Arc<DataLoader<PaymentByReservation>>,
 }
@@ -55,6 +56,7 @@ impl Loaders {
             schedules: loader(SchedulesById(db.clone())),
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
             seats_by_schedule: loader(SeatsBySchedule(db.clone(), services.seat_map.clone())),
+            available_by_schedule: loader(AvailableBySchedule(db.clone())),
             seats_by_reservation: loader(SeatsByReservation(db.clone())),
             payment_by_reservation: loader(PaymentByReservation(db.clone())),
         }
@@ -66,6 +68,8 @@ pub struct SchedulesById(Database);
 pub struct SchedulesByConcert(Database);
 /// Seat maps come from the short-lived Redis cache; misses are read in one statement and cached.
 pub struct SeatsBySchedule(Database, SeatMap);
+/// Free-seat counts, one grouped COUNT for every schedule of the request.
+pub struct AvailableBySchedule(Database);
 pub struct SeatsByReservation(Database);
 pub struct PaymentByReservation(Database);
 
@@ -135,6 +139,18 @@ impl Loader<ScheduleId> for SeatsBySchedule {
             maps.extend(loaded);
         }
         Ok(maps)
+    }
+}
+
+impl Loader<ScheduleId> for AvailableBySchedule {
+    type Value = i64;
+    type Error = LoadError;
+
+    async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, i64>, Self::Error> {
+        let mut conn = self.0.conn().await?;
+        Ok(Seat::available_counts(&mut conn, ids)
+            .await
+            .map_err(AppError::from)?)
     }
 }
 
