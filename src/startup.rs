@@ -117,8 +117,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the services, creates the Kafka topics and binds the listener (port 0 picks a
-    /// free port, as tests do).
+    /// Connects the services, creates the Kafka topics (if the broker answers) and binds the
+    /// listener (port 0 picks a free port, as tests do).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install_recorder();
         let listener = TcpListener::bind(config.bind_addr).await?;
@@ -128,7 +128,12 @@ impl Application {
             );
         }
         let services = Services::connect(config)?;
-        services.kafka.ensure_topics().await?;
+        // Kafka is not needed to serve: holds, payments and expiry write the outbox, which waits
+        // for the broker, and the relay creates missing topics when it is back. An instance
+        // (re)started during a broker outage must still come up.
+        if let Err(err) = services.kafka.ensure_topics().await {
+            tracing::warn!(error = %err, "Kafka is unreachable at start-up; serving without it until it is back");
+        }
         let background = CancellationToken::new();
         services.spawn_background(&background)?;
         let schema = graphql::build_schema(services.clone());

@@ -39,6 +39,19 @@ async fn readyz_names_an_unreachable_dependency() {
     assert_eq!(body["checks"]["postgres"], "ok");
 }
 
+/// An instance started while Kafka is down comes up and stays ready: nothing fans do needs the
+/// broker at once (the outbox waits for it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_starts_and_stays_ready_without_kafka() {
+    let app = TestApp::spawn_with(|config| config.kafka_brokers = "127.0.0.1:1".into()).await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["kafka"], "unreachable");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_eq!(body["status"], "ready, degraded: Kafka is unreachable");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_export_graphql_histograms() {
     let app = TestApp::spawn().await;

@@ -90,7 +90,9 @@ impl Kafka {
             .iter()
             .map(|name| NewTopic::new(name, self.partitions, TopicReplication::Fixed(1)))
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT));
+        let options = AdminOptions::new()
+            .operation_timeout(Some(BROKER_TIMEOUT))
+            .request_timeout(Some(BROKER_TIMEOUT));
         for result in admin.create_topics(&new_topics, &options).await? {
             match result {
                 Ok(topic) => tracing::info!(topic, "created Kafka topic"),
