@@ -32,6 +32,9 @@ pub const QUEUE_TOKEN_HEADER: &str = "queue-token";
 /// How long each dependency may take to answer `/readyz`.
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Read and write buffer of one websocket connection.
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let config = state.services.config.clone();
     Router::new()
@@ -207,7 +210,15 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let max_message = state.services.config.max_body_bytes;
     upgrade
+        // A subscriber receives small messages and sends almost none: tungstenite's default
+        // 128 KiB read and write buffers made each idle connection cost ~155 kB
+        // (docs/results/subscriptions.md). Messages are bounded like request bodies.
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(WS_BUFFER_BYTES)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             let services = state.services.clone();

@@ -163,3 +163,28 @@ async fn websocket_speaks_legacy_graphql_ws() {
     let reply = websocket_handshake(&app, "graphql-ws").await;
     assert_eq!(reply["type"], "connection_ack");
 }
+
+/// A websocket message larger than a request body may be (MAX_BODY_BYTES) closes the connection
+/// instead of being buffered; normal messages on a fresh connection still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_websocket_message_closes_the_connection() {
+    let app = TestApp::spawn_with(|config| config.max_body_bytes = 8 * 1024).await;
+    let mut socket = common::ws::connect(&app, json!({})).await;
+    assert_eq!(
+        common::ws::next_json(&mut socket).await.unwrap()["type"],
+        "connection_ack"
+    );
+    let huge =
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "x".repeat(20 * 1024) } });
+    let _ = socket.send(Message::text(huge.to_string())).await;
+    assert_eq!(
+        common::ws::next_json(&mut socket).await,
+        None,
+        "the server closes the connection"
+    );
+    let mut fresh = common::ws::connect(&app, json!({})).await;
+    assert_eq!(
+        common::ws::next_json(&mut fresh).await.unwrap()["type"],
+        "connection_ack"
+    );
+}

@@ -6,7 +6,9 @@ mod common;
 use common::TestApp;
 use common::ws::{connect, next_json, subscribe};
 use concert_reservation::auth::Viewer;
+use concert_reservation::booking::seat_map::SeatChange;
 use concert_reservation::booking::{self, SeatChoice};
+use concert_reservation::db::enums::SeatStatus;
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
 use concert_reservation::payment;
 use concert_reservation::queue::admitter::Admitter;
@@ -121,8 +123,9 @@ async fn seat_changes_are_pushed_to_subscribers() {
     );
 }
 
-/// `availableSeats` is counted in the database, and a seat whose hold ran out counts as free
-/// before any sweep or event.
+/// `availableSeats` is counted in the database and cached like the seat map: every hold drops the
+/// count at once, and a seat whose hold ran out counts as free (once the cached count is older
+/// than the TTL, since no event announces it).
 #[tokio::test(flavor = "multi_thread")]
 async fn available_seats_counts_free_seats_and_run_out_holds() {
     let (app, token) = staged().await;
@@ -150,5 +153,14 @@ async fn available_seats_counts_free_seats_and_run_out_holds() {
         "WITH ran_out AS (UPDATE seats SET held_until = now() - interval '1 second' WHERE id = 1 RETURNING 1) SELECT count(*) AS n FROM ran_out",
     )
     .await;
+    assert_eq!(available().await, 1, "cached until a change or the TTL");
+    app.services
+        .seat_map
+        .changed(SeatChange {
+            schedule_id: ScheduleId(1),
+            seat_ids: vec![],
+            status: SeatStatus::Available,
+        })
+        .await;
     assert_eq!(available().await, 2, "seat 1's hold ran out");
 }

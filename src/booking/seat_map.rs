@@ -2,9 +2,14 @@
 //! and cancellation invalidates, and the seat changes pushed to `seatChanges` subscribers on
 //! every instance (one Redis channel, fanned out in process).
 //!
+//! Free-seat counts (`availableSeats`, shown for every schedule of a concert page) are cached in
+//! process for the same TTL and dropped by the same changes, this instance's and (through the
+//! channel) every other's.
+//!
 //! A reader that loaded the map just before a change may write it back just after the
-//! invalidation; the short TTL bounds how long such a stale map can be served. The hold path never
-//! trusts the map: it locks the rows.
+//! invalidation; the short TTL bounds how long such a stale map or count can be served, as it does
+//! for a hold that runs out (no event until the sweeper). The hold path never trusts either: it
+//! locks the rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +35,8 @@ pub struct SeatMap {
     redis: RedisStore,
     ttl_seconds: u64,
     changes: broadcast::Sender<Arc<SeatChange>>,
+    /// Free seats per schedule, for `ttl_seconds`.
+    counts: moka::sync::Cache<ScheduleId, i64>,
 }
 
 impl SeatMap {
@@ -38,6 +45,34 @@ impl SeatMap {
             redis,
             ttl_seconds,
             changes: broadcast::channel(1_024).0,
+            counts: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(ttl_seconds.max(1)))
+                .build(),
+        }
+    }
+
+    /// The cached free-seat counts among `schedules`.
+    pub fn cached_counts(&self, schedules: &[ScheduleId]) -> HashMap<ScheduleId, i64> {
+        let mut found = HashMap::new();
+        if self.ttl_seconds == 0 {
+            return found;
+        }
+        for &id in schedules {
+            if let Some(count) = self.counts.get(&id) {
+                found.insert(id, count);
+            }
+        }
+        found
+    }
+
+    /// Caches freshly counted free seats.
+    pub fn store_counts(&self, counts: &HashMap<ScheduleId, i64>) {
+        if self.ttl_seconds == 0 {
+            return;
+        }
+        for (&id, &count) in counts {
+            self.counts.insert(id, count);
         }
     }
 
@@ -98,6 +133,7 @@ impl SeatMap {
 
     /// After a committed change: drops the cached map and tells every instance's subscribers.
     pub async fn changed(&self, change: SeatChange) {
+        self.counts.invalidate(&change.schedule_id);
         let payload = serde_json::to_string(&change).expect("a seat change always serializes");
         let mut pipe = redis::pipe();
         pipe.del(self.key(change.schedule_id))
@@ -121,6 +157,7 @@ impl SeatMap {
     pub fn receive(&self, payload: &[u8]) {
         match serde_json::from_slice::<SeatChange>(payload) {
             Ok(change) => {
+                self.counts.invalidate(&change.schedule_id);
                 let _ = self.changes.send(Arc::new(change)); // no subscriber is fine
             }
             Err(err) => tracing::warn!(error = %err, "ignoring a malformed seat change"),

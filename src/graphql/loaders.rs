@@ -56,7 +56,10 @@ impl Loaders {
             schedules: loader(SchedulesById(db.clone())),
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
             seats_by_schedule: loader(SeatsBySchedule(db.clone(), services.seat_map.clone())),
-            available_by_schedule: loader(AvailableBySchedule(db.clone())),
+            available_by_schedule: loader(AvailableBySchedule(
+                db.clone(),
+                services.seat_map.clone(),
+            )),
             seats_by_reservation: loader(SeatsByReservation(db.clone())),
             payment_by_reservation: loader(PaymentByReservation(db.clone())),
         }
@@ -68,8 +71,8 @@ pub struct SchedulesById(Database);
 pub struct SchedulesByConcert(Database);
 /// Seat maps come from the short-lived Redis cache; misses are read in one statement and cached.
 pub struct SeatsBySchedule(Database, SeatMap);
-/// Free-seat counts, one grouped COUNT for every schedule of the request.
-pub struct AvailableBySchedule(Database);
+/// Free-seat counts from the in-process cache; misses are one grouped COUNT, then cached.
+pub struct AvailableBySchedule(Database, SeatMap);
 pub struct SeatsByReservation(Database);
 pub struct PaymentByReservation(Database);
 
@@ -147,10 +150,25 @@ impl Loader<ScheduleId> for AvailableBySchedule {
     type Error = LoadError;
 
     async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, i64>, Self::Error> {
-        let mut conn = self.0.conn().await?;
-        Ok(Seat::available_counts(&mut conn, ids)
-            .await
-            .map_err(AppError::from)?)
+        let mut counts = self.1.cached_counts(ids);
+        let missing: Vec<ScheduleId> = ids
+            .iter()
+            .filter(|id| !counts.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let mut conn = self.0.conn().await?;
+            let mut loaded = Seat::available_counts(&mut conn, &missing)
+                .await
+                .map_err(AppError::from)?;
+            // No row: no free seat left.
+            for id in &missing {
+                loaded.entry(*id).or_insert(0);
+            }
+            self.1.store_counts(&loaded);
+            counts.extend(loaded);
+        }
+        Ok(counts)
     }
 }
 
