@@ -28,6 +28,21 @@ async fn stage(users: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, V
     .await
 }
 
+/// A consumer of `topic` from its start, in a group of its own (not the app's).
+fn reader(app: &TestApp, topic: &str) -> StreamConsumer {
+    let reader: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &app.config.kafka_brokers)
+        .set(
+            "group.id",
+            format!("{}-reader", app.config.kafka_consumer_group),
+        )
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[topic]).unwrap();
+    reader
+}
+
 async fn hold(
     app: &TestApp,
     user: i64,
@@ -237,18 +252,7 @@ async fn two_relays_never_publish_one_row_twice() {
     assert_eq!(published.iter().sum::<usize>(), 300, "{published:?}");
 
     // Read the topic back: every row exactly once.
-    let reader: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &app.config.kafka_brokers)
-        .set(
-            "group.id",
-            format!("{}-reader", app.config.kafka_consumer_group),
-        )
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader
-        .subscribe(&[app.config.kafka_topic_booking_events.as_str()])
-        .unwrap();
+    let reader = reader(&app, &app.config.kafka_topic_booking_events);
     let mut seen = Vec::new();
     while seen.len() < 300 {
         let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
@@ -424,18 +428,7 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
         async || scalar(&app, waiting).await == 0,
     )
     .await;
-    let reader: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &app.config.kafka_brokers)
-        .set(
-            "group.id",
-            format!("{}-reader", app.config.kafka_consumer_group),
-        )
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    reader
-        .subscribe(&[app.config.kafka_topic_seats_expired.as_str()])
-        .unwrap();
+    let reader = reader(&app, &app.config.kafka_topic_seats_expired);
     let message = tokio::time::timeout(Duration::from_secs(20), reader.recv())
         .await
         .expect("the event is in the topic")
