@@ -532,3 +532,17 @@ async fn a_payment_that_times_out_still_completes_once_and_replays() {
     );
     assert_books_balance(app).await;
 }
+
+/// A payment needs one pooled connection: nothing inside its transaction waits for a second one
+/// (with a cold cache that starved the pool under load: docs/results/payments.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_needs_only_one_pooled_connection() {
+    let stage = stage(2, 1, 1_000_000, |config| {
+        config.database_pool_size = 1;
+        config.database_pool_timeout_ms = 1_000;
+    })
+    .await;
+    let held = stage.hold(1, 1).await;
+    let paid = stage.pay(1, &held, "one-connection").await;
+    assert!(paid.is_ok(), "{paid:?}");
+}

@@ -173,6 +173,27 @@ impl ConcertDirectory {
     }
 }
 
+impl ConcertDirectory {
+    /// [`ConcertDirectory::concert_of`] for a caller inside a transaction: a miss is read on the
+    /// caller's own connection. Holding a pooled connection while waiting for a second one would
+    /// let a cold cache starve the pool (every transaction waiting for the one that loads).
+    pub async fn concert_of_on(
+        &self,
+        conn: &mut AsyncPgConnection,
+        schedule: ScheduleId,
+    ) -> crate::error::AppResult<Option<ConcertId>> {
+        if let Some(known) = self.concert_of.get(&schedule).await {
+            return Ok(known);
+        }
+        let found = Schedule::by_ids(conn, &[schedule])
+            .await?
+            .get(&schedule)
+            .map(|s| s.concert_id);
+        self.concert_of.insert(schedule, found).await;
+        Ok(found)
+    }
+}
+
 /// The error of a cache load that several callers waited for, for each of them.
 fn shared_error(err: std::sync::Arc<crate::error::AppError>) -> crate::error::AppError {
     match &*err {

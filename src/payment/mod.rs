@@ -156,7 +156,7 @@ async fn pay_in_transaction(
     // The token is ACTIVE for `concert`; it does not admit to another concert's seats.
     if services
         .concerts
-        .concert_of(&services.db, reservation.schedule_id)
+        .concert_of_on(conn, reservation.schedule_id)
         .await?
         != Some(concert)
     {
