@@ -704,16 +704,7 @@ def report_queue_wave(ctx):
             )
         md.append("")
 
-    md.append("## What limited it\n")
-    for n in notes:
-        md.append(f"- {n}")
-    md.append("")
-    md.append("## Reproduce\n")
-    md.append(
-        f"```sh\n{ctx['command']}\n```\n\nRaw artefacts of this run (not committed): `{ctx['run_dir_rel']}/` "
-        "(k6 summary and log, samples.tsv, server log, /metrics, Redis stats). Numbers in "
-        f"`{os.path.basename(ctx['out'])}.json`."
-    )
+    md += conclusion_md(ctx, notes, "k6 summary and log, samples.tsv, server log, /metrics, Redis stats")
 
     data = {
         "scenario": "queue-wave",
@@ -1289,16 +1280,7 @@ def report_seat_stampede(ctx):
         md.append("Timeline:\n")
         md += timeline_md([r for r in rows], 1, 40)
 
-    md.append("## What limited it\n")
-    for n_ in notes:
-        md.append(f"- {n_}")
-    md.append("")
-    md.append("## Reproduce\n")
-    md.append(
-        f"```sh\n{ctx['command']}\n```\n\nRaw artefacts of this run (not committed): `{ctx['run_dir_rel']}/` "
-        "(k6 summary and log, samples.tsv, server log, /metrics, sql-checks.tsv, pg_stat_database). Numbers in "
-        f"`{os.path.basename(ctx['out'])}.json`."
-    )
+    md += conclusion_md(ctx, notes, "k6 summary and log, samples.tsv, server log, /metrics, sql-checks.tsv, pg_stat_database")
 
     data = common_json(ctx, "seat-stampede", passed, plan)
     data.update({
@@ -1611,16 +1593,7 @@ def report_payments(ctx):
         md.append("Timeline (measured phase):\n")
         md += timeline_md(rows, 1, 40)
 
-    md.append("## What limited it\n")
-    for n_ in notes:
-        md.append(f"- {n_}")
-    md.append("")
-    md.append("## Reproduce\n")
-    md.append(
-        f"```sh\n{ctx['command']}\n```\n\nRaw artefacts of this run (not committed): `{ctx['run_dir_rel']}/` "
-        "(both k6 summaries and logs, prepared.json, samples, server log, /metrics, sql-checks.tsv, pg_stat_database). "
-        f"Numbers in `{os.path.basename(ctx['out'])}.json`."
-    )
+    md += conclusion_md(ctx, notes, "both k6 summaries and logs, prepared.json, samples, server log, /metrics, sql-checks.tsv, pg_stat_database")
 
     data = common_json(ctx, "payments", passed, plan)
     data.update({
@@ -1767,6 +1740,11 @@ def reproduce_md(ctx, what):
     return ["## Reproduce\n",
             f"```sh\n{ctx['command']}\n```\n\nRaw artefacts of this run (not committed): `{ctx['run_dir_rel']}/` "
             f"({what}). Numbers in `{os.path.basename(ctx['out'])}.json`."]
+
+
+def conclusion_md(ctx, notes, what):
+    """The closing sections of every report: what limited the run, and how to reproduce it."""
+    return ["## What limited it\n"] + [f"- {n}" for n in notes] + [""] + reproduce_md(ctx, what)
 
 
 def is_smoke(ctx):
@@ -2005,9 +1983,7 @@ def report_seat_expiry(ctx):
                       f"{fmt(r.get('consumer_events'), 0)} | {fmt(r.get('released_consumer'), 0)} / {fmt(r.get('released_backstop'), 0)} | "
                       f"{fmt(r.get('holds_expired'), 0)} | {fmt(r.get('server_cpu'), 0)} | {fmt(r.get('pg_cpu'), 0)} |")
         md.append("")
-    md.append("## What limited it\n")
-    md += [f"- {n_}" for n_ in notes] + [""]
-    md += reproduce_md(ctx, "both k6 summaries and logs, samples, expiry-sql.tsv, server log, /metrics, sql-checks.tsv, verify.json")
+    md += conclusion_md(ctx, notes, "both k6 summaries and logs, samples, expiry-sql.tsv, server log, /metrics, sql-checks.tsv, verify.json")
 
     data = {
         "_plan": plan,
@@ -2210,9 +2186,7 @@ def journey_tail_md(ctx, c, notes, what):
     md.append("## Resources (sampled every second)\n")
     md += resources_md(c["res"], "under load")
     md += timeline_md(c["rows"], 1, 40)
-    md.append("## What limited it\n")
-    md += [f"- {n_}" for n_ in notes] + [""]
-    md += reproduce_md(ctx, what)
+    md += conclusion_md(ctx, notes, what)
     return md
 
 
@@ -2542,9 +2516,7 @@ def report_subscriptions(ctx):
             md.append(f"| {r['t']:.0f} | {fmt(r.get('waiting'), 0)} | {fmt(r.get('active'), 0)} | {fmt(r.get('queue_subscribers'), 0)} | "
                       f"{fmt(r.get('server_cpu'), 0)} | {fmt((r.get('server_rss_kb') or 0) / 1024, 0)} | {fmt(r.get('k6_cpu'), 0)} | {fmt(r.get('redis_cpu'), 0)} |")
         md.append("")
-    md.append("## What limited it\n")
-    md += [f"- {x}" for x in notes] + [""]
-    md += reproduce_md(ctx, "k6 summary and log, samples, server log, /metrics, verify.json")
+    md += conclusion_md(ctx, notes, "k6 summary and log, samples, server log, /metrics, verify.json")
     data = {"_plan": plan, "goals": [{"goal": g, "measured": m_, "passed": ok_} for g, m_, ok_ in goals],
             "load_model": {"subscribers": n, "fans_per_vu": per_vu, "connect_seconds": env.get("CONNECT_SECONDS"),
                            "admit_per_second": server_env.get("QUEUE_ADMIT_PER_SECOND")},
@@ -2707,9 +2679,7 @@ def report_ceiling(ctx):
     n_ = interference_note(res)
     if n_:
         notes.append(n_)
-    md.append("## What limited it\n")
-    md += [f"- {x}" for x in notes] + [""]
-    md += reproduce_md(ctx, "k6 summary and log, pgbench scripts and logs, samples, server log")
+    md += conclusion_md(ctx, notes, "k6 summary and log, pgbench scripts and logs, samples, server log")
     data = {"_plan": [], "goals": [{"goal": g, "measured": m_, "passed": ok_} for g, m_, ok_ in goals],
             "load_model": {"seconds_each": secs_each, "vus": env.get("VUS"), "hold_vus": env.get("HOLD_VUS")},
             "results": {"ceilings": ceilings, "parts": parts, "failed": failed, "pgbench": pg,
