@@ -165,15 +165,12 @@ impl ConcertDirectory {
         self.concert_of
             .try_get_with(schedule, async {
                 let mut conn = db.conn().await?;
-                let found = Schedule::by_ids(&mut conn, &[schedule]).await?;
-                Ok::<_, crate::error::AppError>(found.get(&schedule).map(|s| s.concert_id))
+                Ok::<_, crate::error::AppError>(Schedule::concert_of(&mut conn, schedule).await?)
             })
             .await
             .map_err(shared_error)
     }
-}
 
-impl ConcertDirectory {
     /// [`ConcertDirectory::concert_of`] for a caller inside a transaction: a miss is read on the
     /// caller's own connection. Holding a pooled connection while waiting for a second one would
     /// let a cold cache starve the pool (every transaction waiting for the one that loads).
@@ -182,15 +179,12 @@ impl ConcertDirectory {
         conn: &mut AsyncPgConnection,
         schedule: ScheduleId,
     ) -> crate::error::AppResult<Option<ConcertId>> {
-        if let Some(known) = self.concert_of.get(&schedule).await {
-            return Ok(known);
-        }
-        let found = Schedule::by_ids(conn, &[schedule])
-            .await?
-            .get(&schedule)
-            .map(|s| s.concert_id);
-        self.concert_of.insert(schedule, found).await;
-        Ok(found)
+        self.concert_of
+            .try_get_with(schedule, async {
+                Ok::<_, crate::error::AppError>(Schedule::concert_of(conn, schedule).await?)
+            })
+            .await
+            .map_err(shared_error)
     }
 }
 
@@ -205,6 +199,19 @@ fn shared_error(err: std::sync::Arc<crate::error::AppError>) -> crate::error::Ap
 }
 
 impl Schedule {
+    /// The concert a schedule belongs to (`None`: no such schedule).
+    pub async fn concert_of(
+        conn: &mut AsyncPgConnection,
+        id: ScheduleId,
+    ) -> QueryResult<Option<ConcertId>> {
+        schedules::table
+            .find(id)
+            .select(schedules::concert_id)
+            .first(conn)
+            .await
+            .optional()
+    }
+
     pub async fn by_ids(
         conn: &mut AsyncPgConnection,
         ids: &[ScheduleId],
