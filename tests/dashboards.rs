@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use common::TestApp;
 use concert_reservation::booking::expiry::ExpiredHold;
-use concert_reservation::events::{consumer, sweeper};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
@@ -662,7 +661,7 @@ async fn every_metric_a_dashboard_queries_is_exported() {
         .expect("an ID is a string")
         .to_owned();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let (expired, _) = sweeper::sweep_once(&app.services).await.unwrap();
+    let (expired, _) = app.sweeper().sweep_once().await.unwrap();
     assert!(expired >= 1);
     let event = diesel::sql_query(
         "SELECT payload FROM outbox WHERE event_type = 'seats.expired' \
@@ -674,7 +673,7 @@ async fn every_metric_a_dashboard_queries_is_exported() {
     .expect("the sweeper wrote a seats.expired event")
     .payload;
     let event: ExpiredHold = serde_json::from_value(event).unwrap();
-    assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 1);
+    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 1);
 
     let exposition = app.get("/metrics").await.text().await.unwrap();
     let exported = exported_names(&exposition);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::{TestApp, eventually, scalar, viewer};
 use concert_reservation::booking::expiry::ExpiredHold;
+use concert_reservation::booking::expiry::consumer;
 use concert_reservation::booking::{self, SeatChoice};
 use concert_reservation::config::Config;
-use concert_reservation::events::{consumer, relay, sweeper};
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
@@ -50,7 +50,8 @@ async fn hold(
     seats: &[i64],
 ) -> Result<booking::Reservation, &'static str> {
     let choice = SeatChoice::Chosen(seats.iter().copied().map(SeatId).collect());
-    booking::hold(&app.services, viewer(user), Some(token), SCHEDULE, choice)
+    app.booking()
+        .hold(viewer(user), Some(token), SCHEDULE, choice)
         .await
         .map_err(|err| err.code())
 }
@@ -104,7 +105,7 @@ async fn a_hold_that_runs_out_is_back_on_sale_within_seconds() {
         .expect("the seat can be held again");
     // Losing the hold ended the fan's queue token.
     let token = app
-        .services
+        .context
         .queue
         .require_active(viewer(1), CONCERT, Some(&tokens[0]))
         .await;
@@ -127,7 +128,7 @@ async fn a_batch_of_events_releases_each_holds_seats_once() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    sweeper::sweep_once(&app.services).await.unwrap();
+    app.sweeper().sweep_once().await.unwrap();
     #[derive(QueryableByName)]
     struct Payload {
         #[diesel(sql_type = diesel::sql_types::Jsonb)]
@@ -147,12 +148,7 @@ async fn a_batch_of_events_releases_each_holds_seats_once() {
     // Seat 3 is held again before the events are handled.
     hold(&app, 4, &tokens[3], &[3]).await.unwrap();
 
-    assert_eq!(
-        consumer::handle_batch(&app.services, &events)
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(app.expiry_handler().handle_batch(&events).await.unwrap(), 2);
     assert_eq!(
         scalar(
             &app,
@@ -170,12 +166,7 @@ async fn a_batch_of_events_releases_each_holds_seats_once() {
         1,
         "a seat held again is left alone"
     );
-    assert_eq!(
-        consumer::handle_batch(&app.services, &events)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(app.expiry_handler().handle_batch(&events).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,7 +174,7 @@ async fn a_duplicated_seats_expired_event_changes_nothing() {
     let (app, tokens) = stage(2, |_| {}).await;
     hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    sweeper::sweep_once(&app.services).await.unwrap();
+    app.sweeper().sweep_once().await.unwrap();
     let payload: serde_json::Value = {
         #[derive(QueryableByName)]
         struct Payload {
@@ -198,16 +189,16 @@ async fn a_duplicated_seats_expired_event_changes_nothing() {
     };
     let event: ExpiredHold = serde_json::from_value(payload).unwrap();
 
-    assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 2);
+    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 2);
     assert_eq!(
-        consumer::handle(&app.services, &event).await.unwrap(),
+        app.expiry_handler().handle(&event).await.unwrap(),
         0,
         "the second delivery changes nothing"
     );
 
     // Even late, after someone else holds the seat, the old event leaves it alone.
     hold(&app, 2, &tokens[1], &[1]).await.unwrap();
-    assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 0);
+    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 0);
     assert_eq!(
         scalar(
             &app,
@@ -236,7 +227,7 @@ async fn two_relays_never_publish_one_row_twice() {
             tokio::spawn(async move {
                 let mut published = 0;
                 loop {
-                    let n = relay::relay_once(&app.services).await.unwrap();
+                    let n = app.relay().relay_once().await.unwrap();
                     if n == 0 {
                         return published;
                     }
@@ -279,8 +270,8 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
                 .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(1_100)).await;
-        sweeper::sweep_once(&app.services).await.unwrap();
-        while relay::relay_once(&app.services).await.unwrap() > 0 {}
+        app.sweeper().sweep_once().await.unwrap();
+        while app.relay().relay_once().await.unwrap() > 0 {}
     };
     let handled = async || {
         let text = app.get("/metrics").await.text().await.unwrap();
@@ -293,8 +284,8 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
     expire_holds(&[1, 2]).await;
     let first = CancellationToken::new();
     let task = tokio::spawn(consumer::run(
-        app.services.clone(),
-        consumer::create(&app.services).unwrap(),
+        app.expiry_handler(),
+        consumer::create(&app.config).unwrap(),
         first.clone(),
     ));
     eventually(
@@ -309,8 +300,8 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
     expire_holds(&[3, 4]).await;
     let second = CancellationToken::new();
     let task = tokio::spawn(consumer::run(
-        app.services.clone(),
-        consumer::create(&app.services).unwrap(),
+        app.expiry_handler(),
+        consumer::create(&app.config).unwrap(),
         second.clone(),
     ));
     eventually(
@@ -344,7 +335,7 @@ async fn the_backstop_frees_seats_no_consumer_released() {
     hold(&app, 1, &tokens[0], &[3]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2_200)).await;
 
-    let (expired, freed) = sweeper::sweep_once(&app.services).await.unwrap();
+    let (expired, freed) = app.sweeper().sweep_once().await.unwrap();
 
     assert_eq!((expired, freed), (1, 1));
     assert_eq!(
@@ -436,5 +427,5 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
     let event: ExpiredHold = serde_json::from_slice(message.payload().unwrap()).unwrap();
     assert_eq!(event.seat_ids, vec![SeatId(1), SeatId(2)]);
     // Late, after the backstop and a new hold: handling it changes nothing.
-    assert_eq!(consumer::handle(&app.services, &event).await.unwrap(), 0);
+    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 0);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Scalar, TestApp, scalar, viewer};
-use concert_reservation::booking::{self, Reservation, SeatChoice};
+use concert_reservation::booking::{Reservation, SeatChoice};
 use concert_reservation::error::AppError;
 use concert_reservation::ids::{ScheduleId, SeatId};
 use diesel_async::RunQueryDsl;
@@ -33,7 +33,9 @@ async fn hold(
     token: &str,
     choice: SeatChoice,
 ) -> Result<Reservation, AppError> {
-    booking::hold(&app.services, viewer(user), Some(token), SCHEDULE, choice).await
+    app.booking()
+        .hold(viewer(user), Some(token), SCHEDULE, choice)
+        .await
 }
 
 /// Every user tries at once; returns each user's result.
@@ -232,23 +234,20 @@ async fn hold_rules_are_enforced_with_clear_codes() {
         "one live hold per fan and schedule"
     );
 
-    let no_token = booking::hold(
-        &app.services,
-        viewer(2),
-        None,
-        SCHEDULE,
-        SeatChoice::BestAvailable(1),
-    )
-    .await;
+    let no_token = app
+        .booking()
+        .hold(viewer(2), None, SCHEDULE, SeatChoice::BestAvailable(1))
+        .await;
     assert_eq!(no_token.unwrap_err().code(), "QUEUE_TOKEN_REQUIRED");
-    let wrong_token = booking::hold(
-        &app.services,
-        viewer(2),
-        Some(token),
-        SCHEDULE,
-        SeatChoice::BestAvailable(1),
-    )
-    .await;
+    let wrong_token = app
+        .booking()
+        .hold(
+            viewer(2),
+            Some(token),
+            SCHEDULE,
+            SeatChoice::BestAvailable(1),
+        )
+        .await;
     assert_eq!(wrong_token.unwrap_err().code(), "QUEUE_TOKEN_INVALID");
     assert_consistent(&app).await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{TestApp, scalar, viewer};
-use concert_reservation::booking::{self, Reservation, SeatChoice};
+use concert_reservation::booking::{Reservation, SeatChoice};
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
 use concert_reservation::payment;
 use diesel::QueryableByName;
@@ -44,15 +44,16 @@ impl Stage {
     }
 
     async fn hold(&self, user: i64, seat: i64) -> Reservation {
-        booking::hold(
-            &self.app.services,
-            viewer(user),
-            Some(self.token(user)),
-            SCHEDULE,
-            SeatChoice::Chosen(vec![SeatId(seat)]),
-        )
-        .await
-        .expect("the hold succeeds")
+        self.app
+            .booking()
+            .hold(
+                viewer(user),
+                Some(self.token(user)),
+                SCHEDULE,
+                SeatChoice::Chosen(vec![SeatId(seat)]),
+            )
+            .await
+            .expect("the hold succeeds")
     }
 
     async fn pay(
@@ -61,15 +62,11 @@ impl Stage {
         reservation: &Reservation,
         key: &str,
     ) -> Result<payment::Receipt, &'static str> {
-        payment::pay(
-            &self.app.services,
-            viewer(user),
-            Some(self.token(user)),
-            reservation.id,
-            key,
-        )
-        .await
-        .map_err(|err| err.code())
+        self.app
+            .payments()
+            .pay(viewer(user), Some(self.token(user)), reservation.id, key)
+            .await
+            .map_err(|err| err.code())
     }
 
     async fn balance(&self, user: i64) -> i64 {
@@ -151,7 +148,7 @@ async fn ten_concurrent_payments_with_one_key_charge_once() {
     // Paying ended the queue token and freed the slot.
     let after = stage
         .app
-        .services
+        .context
         .queue
         .require_active(viewer(1), CONCERT, Some(stage.token(1)))
         .await;
@@ -266,16 +263,13 @@ async fn nobody_pays_or_cancels_someone_elses_hold() {
     let stage = stage(2, 2, 1_000_000, |_| {}).await;
     let mine = stage.hold(1, 1).await;
 
-    let paid = payment::pay(
-        &stage.app.services,
-        viewer(2),
-        Some(stage.token(2)),
-        mine.id,
-        "steal",
-    )
-    .await;
+    let paid = stage
+        .app
+        .payments()
+        .pay(viewer(2), Some(stage.token(2)), mine.id, "steal")
+        .await;
     assert_eq!(paid.unwrap_err().code(), "NOT_OWNER");
-    let cancelled = payment::cancel(&stage.app.services, viewer(2), mine.id).await;
+    let cancelled = stage.app.booking().cancel(viewer(2), mine.id).await;
     assert_eq!(cancelled.unwrap_err().code(), "NOT_OWNER");
 
     assert_eq!(stage.balance(2).await, 1_000_000);
@@ -316,7 +310,11 @@ async fn payment_refusals_have_clear_codes_and_change_nothing() {
     let affordable = stage.hold(2, 3).await;
     stage.pay(2, &affordable, "first").await.expect("paid");
     // The same key for another request is refused; another key on a paid hold is ALREADY_PAID.
-    let other = payment::charge_points(&stage.app.services, viewer(2), 10, "first").await;
+    let other = stage
+        .app
+        .payments()
+        .charge_points(viewer(2), 10, "first")
+        .await;
     assert_eq!(other.unwrap_err().code(), "IDEMPOTENCY_KEY_REUSED");
     let replay = stage
         .pay(2, &affordable, "first")
@@ -329,19 +327,21 @@ async fn payment_refusals_have_clear_codes_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn charging_points_is_idempotent_and_bounded() {
     let stage = stage(1, 1, 0, |config| config.max_charge_points = 50_000).await;
-    let services = &stage.app.services;
+    let payments = stage.app.payments();
 
-    let first = payment::charge_points(services, viewer(1), 30_000, "topup-1")
+    let first = payments
+        .charge_points(viewer(1), 30_000, "topup-1")
         .await
         .unwrap();
-    let again = payment::charge_points(services, viewer(1), 30_000, "topup-1")
+    let again = payments
+        .charge_points(viewer(1), 30_000, "topup-1")
         .await
         .unwrap();
     assert_eq!(first, again);
     assert_eq!(stage.balance(1).await, 30_000);
 
     for amount in [0, -5, 50_001] {
-        let refused = payment::charge_points(services, viewer(1), amount, "topup-2").await;
+        let refused = payments.charge_points(viewer(1), amount, "topup-2").await;
         assert_eq!(refused.unwrap_err().code(), "INVALID_INPUT", "{amount}");
     }
     // Concurrent distinct keys all land.
@@ -351,7 +351,8 @@ async fn charging_points_is_idempotent_and_bounded() {
             let (app, semaphore) = (stage.app.clone(), semaphore.clone());
             tokio::spawn(async move {
                 let _permit = semaphore.acquire().await.unwrap();
-                payment::charge_points(&app.services, viewer(1), 100, &format!("many-{i}"))
+                app.payments()
+                    .charge_points(viewer(1), 100, &format!("many-{i}"))
                     .await
                     .unwrap()
             })
@@ -368,7 +369,10 @@ async fn charging_points_is_idempotent_and_bounded() {
 async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
     let stage = stage(2, 1, 1_000_000, |_| {}).await;
     let held = stage.hold(1, 1).await;
-    payment::cancel(&stage.app.services, viewer(1), held.id)
+    stage
+        .app
+        .booking()
+        .cancel(viewer(1), held.id)
         .await
         .expect("a hold is cancelled");
     assert_eq!(
@@ -382,7 +386,10 @@ async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
 
     let booked = stage.hold(1, 2).await;
     stage.pay(1, &booked, "buy").await.unwrap();
-    payment::cancel(&stage.app.services, viewer(1), booked.id)
+    stage
+        .app
+        .booking()
+        .cancel(viewer(1), booked.id)
         .await
         .expect("a booking is cancelled");
     assert_eq!(stage.balance(1).await, 1_000_000, "refunded");
@@ -402,7 +409,7 @@ async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
         .await,
         2
     );
-    let twice = payment::cancel(&stage.app.services, viewer(1), booked.id).await;
+    let twice = stage.app.booking().cancel(viewer(1), booked.id).await;
     assert_eq!(twice.unwrap_err().code(), "HOLD_CANCELLED");
     assert_books_balance(&stage.app).await;
 }

@@ -29,7 +29,7 @@ async fn subscribers_get_waiting_updates_then_active() {
     .await;
     let concert = ConcertId(1);
     for user in [1, 2] {
-        app.services
+        app.context
             .queue
             .enter(
                 Viewer {
@@ -41,7 +41,7 @@ async fn subscribers_get_waiting_updates_then_active() {
             .unwrap();
     }
     let mine = app
-        .services
+        .context
         .queue
         .enter(Viewer { user_id: UserId(3) }, concert)
         .await

@@ -6,11 +6,10 @@ mod common;
 use common::TestApp;
 use common::ws::{connect, next_json, subscribe};
 use concert_reservation::auth::Viewer;
+use concert_reservation::booking::SeatChoice;
 use concert_reservation::booking::seat_map::SeatChange;
-use concert_reservation::booking::{self, SeatChoice};
 use concert_reservation::db::enums::SeatStatus;
 use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
-use concert_reservation::payment;
 use concert_reservation::queue::admitter::Admitter;
 use concert_reservation::seed::SeedOptions;
 use serde_json::json;
@@ -28,13 +27,13 @@ async fn staged() -> (TestApp, String) {
     })
     .await;
     let token = app
-        .services
+        .context
         .queue
         .enter(Viewer { user_id: UserId(1) }, ConcertId(1))
         .await
         .unwrap()
         .token;
-    Admitter::new(app.services.queue.clone())
+    Admitter::new(app.context.queue.clone())
         .tick(ConcertId(1), 1)
         .await
         .unwrap();
@@ -65,7 +64,9 @@ async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
 
     let viewer = Viewer { user_id: UserId(1) };
     let choice = SeatChoice::Chosen(vec![SeatId(2)]);
-    let held = booking::hold(&app.services, viewer, Some(&token), ScheduleId(1), choice)
+    let held = app
+        .booking()
+        .hold(viewer, Some(&token), ScheduleId(1), choice)
         .await
         .unwrap();
     assert_eq!(
@@ -74,7 +75,8 @@ async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
         "the hold invalidated the cache"
     );
 
-    payment::pay(&app.services, viewer, Some(&token), held.id, "k")
+    app.payments()
+        .pay(viewer, Some(&token), held.id, "k")
         .await
         .unwrap();
     assert_eq!(
@@ -104,7 +106,9 @@ async fn seat_changes_are_pushed_to_subscribers() {
 
     let viewer = Viewer { user_id: UserId(1) };
     let choice = SeatChoice::Chosen(vec![SeatId(1), SeatId(3)]);
-    let held = booking::hold(&app.services, viewer, Some(&token), ScheduleId(1), choice)
+    let held = app
+        .booking()
+        .hold(viewer, Some(&token), ScheduleId(1), choice)
         .await
         .unwrap();
     let first = next_json(&mut socket).await.unwrap();
@@ -113,9 +117,7 @@ async fn seat_changes_are_pushed_to_subscribers() {
         json!({ "scheduleId": "1", "seatIds": ["1", "3"], "status": "HELD" })
     );
 
-    payment::cancel(&app.services, viewer, held.id)
-        .await
-        .unwrap();
+    app.booking().cancel(viewer, held.id).await.unwrap();
     let second = next_json(&mut socket).await.unwrap();
     assert_eq!(
         second["payload"]["data"]["seatChanges"]["status"], "AVAILABLE",
@@ -138,15 +140,15 @@ async fn available_seats_counts_free_seats_and_run_out_holds() {
             .unwrap_or_else(|| panic!("{body}"))
     };
     assert_eq!(available().await, 3);
-    booking::hold(
-        &app.services,
-        Viewer { user_id: UserId(1) },
-        Some(&token),
-        ScheduleId(1),
-        SeatChoice::Chosen(vec![SeatId(1), SeatId(2)]),
-    )
-    .await
-    .unwrap();
+    app.booking()
+        .hold(
+            Viewer { user_id: UserId(1) },
+            Some(&token),
+            ScheduleId(1),
+            SeatChoice::Chosen(vec![SeatId(1), SeatId(2)]),
+        )
+        .await
+        .unwrap();
     assert_eq!(available().await, 1);
     common::scalar(
         &app,
@@ -154,7 +156,7 @@ async fn available_seats_counts_free_seats_and_run_out_holds() {
     )
     .await;
     assert_eq!(available().await, 1, "cached until a change or the TTL");
-    app.services
+    app.context
         .seat_map
         .changed(SeatChange {
             schedule_id: ScheduleId(1),

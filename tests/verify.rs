@@ -9,10 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, viewer};
-use concert_reservation::booking::{self, Reservation, SeatChoice};
-use concert_reservation::events::{relay, sweeper};
+use concert_reservation::booking::{Reservation, SeatChoice};
 use concert_reservation::ids::{ReservationId, ScheduleId, SeatId};
-use concert_reservation::payment;
 use concert_reservation::verify::{self, Report, VerifyOptions};
 use diesel_async::SimpleAsyncConnection;
 
@@ -39,31 +37,32 @@ async fn corrupt(app: &TestApp, sql: &str) {
 }
 
 async fn hold(app: &TestApp, tokens: &[String], user: i64, seats: &[i64]) -> Reservation {
-    booking::hold(
-        &app.services,
-        viewer(user),
-        Some(&tokens[user as usize - 1]),
-        SCHEDULE,
-        SeatChoice::Chosen(seats.iter().copied().map(SeatId).collect()),
-    )
-    .await
-    .expect("the hold succeeds")
+    app.booking()
+        .hold(
+            viewer(user),
+            Some(&tokens[user as usize - 1]),
+            SCHEDULE,
+            SeatChoice::Chosen(seats.iter().copied().map(SeatId).collect()),
+        )
+        .await
+        .expect("the hold succeeds")
 }
 
 async fn pay(app: &TestApp, tokens: &[String], user: i64, reservation: ReservationId) {
-    payment::pay(
-        &app.services,
-        viewer(user),
-        Some(&tokens[user as usize - 1]),
-        reservation,
-        &format!("order-{reservation}"),
-    )
-    .await
-    .expect("the payment succeeds");
+    app.payments()
+        .pay(
+            viewer(user),
+            Some(&tokens[user as usize - 1]),
+            reservation,
+            &format!("order-{reservation}"),
+        )
+        .await
+        .expect("the payment succeeds");
 }
 
 async fn cancel(app: &TestApp, user: i64, reservation: ReservationId) {
-    payment::cancel(&app.services, viewer(user), reservation)
+    app.booking()
+        .cancel(viewer(user), reservation)
         .await
         .expect("the cancellation succeeds");
 }
@@ -79,7 +78,8 @@ struct Booked {
 
 async fn booked() -> Booked {
     let (app, tokens) = TestApp::with_active_fans(SEATS, FANS, POINTS, |_| {}).await;
-    payment::charge_points(&app.services, viewer(1), 50_000, "topup-1")
+    app.payments()
+        .charge_points(viewer(1), 50_000, "topup-1")
         .await
         .expect("the charge succeeds");
     let paid = hold(&app, &tokens, 1, &[1]).await.id;
@@ -111,7 +111,8 @@ async fn verify_passes_after_a_realistic_run() {
     .await;
     // A hold left to run out.
     let expiring = hold(&app, &tokens, 4, &[5, 6]).await;
-    payment::charge_points(&app.services, viewer(1), 50_000, "topup-1")
+    app.payments()
+        .charge_points(viewer(1), 50_000, "topup-1")
         .await
         .unwrap();
     let paid = hold(&app, &tokens, 1, &[1, 2]).await;
@@ -126,11 +127,11 @@ async fn verify_passes_after_a_realistic_run() {
 
     let left = expiring.expires_at - chrono::Utc::now();
     tokio::time::sleep(left.to_std().unwrap_or_default() + Duration::from_millis(200)).await;
-    let (expired, _) = sweeper::sweep_once(&app.services).await.unwrap();
+    let (expired, _) = app.sweeper().sweep_once().await.unwrap();
     assert_eq!(expired, 1);
     // A seat of the expired hold, still marked HELD, is free for the next fan at once.
     hold(&app, &tokens, 2, &[6]).await;
-    while relay::relay_once(&app.services).await.unwrap() > 0 {}
+    while app.relay().relay_once().await.unwrap() > 0 {}
 
     let report = check(&app, &VerifyOptions::default()).await;
     assert!(report.passed, "after expiry:\n{report}");

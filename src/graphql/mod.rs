@@ -2,18 +2,22 @@
 //! Resolvers stay thin: parse arguments, call one service function, convert the result.
 
 mod account;
-mod booking;
 pub(crate) mod catalogue;
 mod extension;
+mod holds;
 pub mod loaders;
+mod payments;
+mod points;
 mod queue;
+mod reservations;
+mod seat_changes;
 
 use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
+use crate::app::App;
 use crate::auth::{Identity, Viewer};
 use crate::config::Config;
 use crate::error::AppError;
-use crate::startup::Services;
 
 pub use loaders::Loaders;
 
@@ -29,13 +33,18 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     queue::QueueMutation,
-    booking::BookingMutation,
-    booking::PaymentMutation,
+    holds::HoldMutation,
+    payments::PaymentMutation,
+    points::PointsMutation,
+    reservations::ReservationMutation,
 );
 
 /// Pushed updates, over the websocket at `/graphql/ws`.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(queue::QueueSubscription, booking::BookingSubscription);
+pub struct Subscription(
+    queue::QueueSubscription,
+    seat_changes::SeatChangeSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
@@ -52,9 +61,9 @@ fn builder(config: &Config) -> SchemaBuilder<Query, Mutation, Subscription> {
 }
 
 /// The schema served by this instance.
-pub fn build_schema(services: Services) -> AppSchema {
-    let config = services.config.clone();
-    builder(&config).data(services).finish()
+pub fn build_schema(app: App) -> AppSchema {
+    let config = app.config.clone();
+    builder(&config).data(app).finish()
 }
 
 /// The schema in SDL, as committed in `schema.graphql`.
@@ -63,13 +72,19 @@ pub fn sdl() -> String {
     builder(&config).finish().sdl()
 }
 
-fn services<'a>(ctx: &Context<'a>) -> &'a Services {
-    ctx.data_unchecked::<Services>()
+fn app<'a>(ctx: &Context<'a>) -> &'a App {
+    ctx.data_unchecked::<App>()
 }
 
 /// The `Queue-Token` header of an HTTP request, for operations that need an ACTIVE token.
 #[derive(Debug, Clone)]
 pub struct QueueTokenHeader(pub Option<String>);
+
+/// The request's queue token, if it sent one.
+fn queue_token<'a>(ctx: &Context<'a>) -> Option<&'a str> {
+    ctx.data_opt::<QueueTokenHeader>()
+        .and_then(|header| header.0.as_deref())
+}
 
 /// The authenticated caller, or `UNAUTHENTICATED`.
 fn viewer(ctx: &Context<'_>) -> Result<Viewer, AppError> {

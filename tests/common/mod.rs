@@ -11,9 +11,15 @@ pub mod ws;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use concert_reservation::app::App;
+use concert_reservation::booking::Booking;
+use concert_reservation::booking::expiry::consumer::ExpiryHandler;
+use concert_reservation::booking::expiry::sweeper::Sweeper;
 use concert_reservation::config::Config;
+use concert_reservation::events::relay::Relay;
+use concert_reservation::payment::Payments;
 use concert_reservation::seed::{self, SeedOptions, SeedSummary};
-use concert_reservation::startup::{Application, Services};
+use concert_reservation::startup::Application;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -61,7 +67,7 @@ pub async fn scalar(app: &TestApp, sql: &str) -> i64 {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub config: Config,
-    pub services: Services,
+    pub context: App,
     pub client: reqwest::Client,
     database: String,
     admin_url: String,
@@ -100,7 +106,7 @@ impl TestApp {
             .await
             .expect("the application builds");
         let addr = app.local_addr();
-        let services = app.state().services.clone();
+        let context = app.state().app.clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -108,7 +114,7 @@ impl TestApp {
         Self {
             addr,
             config,
-            services,
+            context,
             client: reqwest::Client::new(),
             database,
             admin_url,
@@ -163,7 +169,7 @@ impl TestApp {
 
     /// A valid access token for `user`.
     pub fn token_for(&self, user: i64) -> String {
-        self.services
+        self.context
             .auth
             .issue(concert_reservation::ids::UserId(user), 3600)
     }
@@ -241,7 +247,7 @@ impl TestApp {
                 user_id: concert_reservation::ids::UserId(user),
             };
             tokens.push(
-                app.services
+                app.context
                     .queue
                     .enter(viewer, concert)
                     .await
@@ -249,16 +255,53 @@ impl TestApp {
                     .token,
             );
         }
-        concert_reservation::queue::admitter::Admitter::new(app.services.queue.clone())
+        concert_reservation::queue::admitter::Admitter::new(app.context.queue.clone())
             .tick(concert, users as u32)
             .await
             .expect("admitting everyone");
         (app, tokens)
     }
 
+    /// The server's booking handle (holds, cancellations).
+    pub fn booking(&self) -> &Booking {
+        &self.context.booking
+    }
+
+    /// The server's payments handle (pay, chargePoints).
+    pub fn payments(&self) -> &Payments {
+        &self.context.payments
+    }
+
+    /// An expiry sweeper on the server's pools, to run by hand.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper::new(
+            self.context.db.clone(),
+            self.context.seat_map.clone(),
+            &self.config,
+        )
+    }
+
+    /// An outbox relay on the server's pool and producer, to run by hand.
+    pub fn relay(&self) -> Relay {
+        Relay::new(
+            self.context.db.clone(),
+            self.context.kafka.clone(),
+            &self.config,
+        )
+    }
+
+    /// What the `seats.expired` consumer runs for each batch, on the server's handles.
+    pub fn expiry_handler(&self) -> ExpiryHandler {
+        ExpiryHandler::new(
+            self.context.db.clone(),
+            self.context.seat_map.clone(),
+            self.context.queue.clone(),
+        )
+    }
+
     /// SQL statements the server's pool has run so far.
     pub fn statements_run(&self) -> u64 {
-        self.services.db.statements_run()
+        self.context.db.statements_run()
     }
 }
 
@@ -271,7 +314,7 @@ impl Drop for TestApp {
         let database = self.database.clone();
         let redis_url = self.config.redis_url.clone();
         let prefix = self.config.redis_key_prefix.clone();
-        let kafka = self.services.kafka.clone();
+        let kafka = self.context.kafka.clone();
         // Drop cannot await; clean up on a thread with its own runtime.
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
