@@ -8,12 +8,13 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::booking::Booking;
 use crate::booking::seat_map::SeatMap;
-use crate::catalogue::ConcertDirectory;
+use crate::catalogue::directory::ConcertDirectory;
 use crate::config::Config;
 use crate::db::Database;
 use crate::events::Kafka;
 use crate::payment::Payments;
-use crate::queue::{Queue, QueueBroadcast, QueueSettings};
+use crate::queue::broadcast::QueueBroadcast;
+use crate::queue::{Queue, QueueSettings};
 use crate::redis_store::RedisStore;
 
 #[derive(Clone)]

@@ -5,6 +5,8 @@
 
 pub mod account;
 pub mod app;
+#[cfg(test)]
+mod architecture_tests;
 pub mod auth;
 pub mod booking;
 pub mod catalogue;

@@ -9,7 +9,8 @@ use redis::RedisError;
 use tokio_util::sync::CancellationToken;
 
 use crate::booking::seat_map::SeatMap;
-use crate::queue::{Queue, QueueBroadcast};
+use crate::queue::Queue;
+use crate::queue::broadcast::QueueBroadcast;
 
 /// Routes the queue-tick and seat-change channels to their listeners until cancelled.
 pub async fn route(

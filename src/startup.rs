@@ -10,7 +10,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::app::App;
 use crate::booking::expiry::consumer::{self, ExpiryHandler};
 use crate::booking::expiry::sweeper::Sweeper;
-use crate::config::{Config, DEV_JWT_SECRET};
+use crate::config::Config;
 use crate::events::relay::Relay;
 use crate::graphql;
 use crate::http::AppState;
@@ -72,7 +72,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install_recorder();
         let listener = TcpListener::bind(config.bind_addr).await?;
-        if config.jwt_secret == DEV_JWT_SECRET {
+        if config.uses_dev_jwt_secret() {
             tracing::warn!(
                 "JWT_SECRET is the development default: set it in every real deployment"
             );

@@ -61,7 +61,7 @@ impl Stage {
         user: i64,
         reservation: &Reservation,
         key: &str,
-    ) -> Result<payment::Receipt, &'static str> {
+    ) -> Result<payment::pay::Receipt, &'static str> {
         self.app
             .payments()
             .pay(viewer(user), Some(self.token(user)), reservation.id, key)

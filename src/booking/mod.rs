@@ -14,10 +14,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::auth::Viewer;
-use crate::catalogue::{ConcertDirectory, Seat, seat_is_free};
+use crate::catalogue::directory::ConcertDirectory;
+use crate::catalogue::{Seat, seat_is_free};
 use crate::config::Config;
 use crate::db::Database;
 use crate::db::enums::{ReservationStatus, SeatStatus};
+use crate::db::error::violates_unique;
 use crate::db::schema::{reservation_seats, reservations, seats};
 use crate::error::{AppError, AppResult};
 use crate::events::outbox::{self, Event, SeatsHeld};
@@ -231,14 +233,12 @@ async fn hold_in_transaction(
         .returning(Reservation::as_returning())
         .get_result(conn)
         .await
-        .map_err(|err| match err {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                ref info,
-            ) if info.constraint_name() == Some("reservations_one_hold_per_user_schedule") => {
+        .map_err(|err| {
+            if violates_unique(&err, "reservations_one_hold_per_user_schedule") {
                 AppError::HoldAlreadyExists
+            } else {
+                err.into()
             }
-            other => other.into(),
         })?;
     let rows: Vec<reservation::NewReservationSeat> = seat_ids
         .iter()

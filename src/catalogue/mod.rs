@@ -2,9 +2,7 @@
 //! Every query takes a slice of ids so that GraphQL dataloaders can batch them. The
 //! [`directory`] remembers which concerts exist and which concert a schedule belongs to.
 
-mod directory;
-
-pub use directory::ConcertDirectory;
+pub mod directory;
 
 use std::collections::HashMap;
 

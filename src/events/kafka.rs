@@ -33,7 +33,7 @@ impl Kafka {
         Ok(Self {
             producer: Arc::new(RwLock::new(producer)),
             brokers: config.kafka_brokers.clone(),
-            topics: crate::events::Topics::from_config(config).all(),
+            topics: crate::events::outbox::Topics::from_config(config).all(),
             partitions: config.kafka_topic_partitions,
         })
     }

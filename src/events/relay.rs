@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::db::schema::outbox;
 use crate::error::{AppError, AppResult};
-use crate::events::{Kafka, Topics};
+use crate::events::kafka::Kafka;
+use crate::events::outbox::Topics;
 use crate::metrics as m;
 
 /// How long one publish may wait for the broker before the pass gives up and retries later.

@@ -7,8 +7,8 @@ use crate::account::{LedgerEntry, User};
 use crate::booking::Reservation;
 use crate::db::enums::LedgerReason;
 use crate::error::AppError;
+use crate::graphql::context::{app, viewer};
 use crate::graphql::reservations::ReservationObject;
-use crate::graphql::{app, viewer};
 
 const MAX_PAGE: i32 = 100;
 

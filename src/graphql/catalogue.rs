@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::enums::{SeatGrade, SeatStatus};
 use crate::error::AppError;
-use crate::graphql::{app, loaders};
+use crate::graphql::context::{app, loaders};
 use crate::ids::{ConcertId, ScheduleId};
 
 /// Largest page of `concerts`.

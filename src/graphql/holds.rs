@@ -4,8 +4,8 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::booking::SeatChoice;
+use crate::graphql::context::{app, queue_token, viewer};
 use crate::graphql::reservations::ReservationObject;
-use crate::graphql::{app, queue_token, viewer};
 use crate::ids::{ScheduleId, SeatId};
 
 #[derive(Default)]

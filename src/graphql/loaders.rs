@@ -11,7 +11,7 @@ use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::Database;
 use crate::error::AppError;
 use crate::ids::{ConcertId, ReservationId, ScheduleId};
-use crate::payment::Payment;
+use crate::payment::models::Payment;
 
 /// A loader's failure, shared by every field that waited for the batch.
 #[derive(Clone)]

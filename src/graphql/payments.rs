@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 
 use crate::booking::Reservation;
 use crate::error::AppError;
+use crate::graphql::context::{app, queue_token, viewer};
 use crate::graphql::reservations::ReservationObject;
-use crate::graphql::{app, queue_token, viewer};
 use crate::ids::ReservationId;
-use crate::payment::Receipt;
+use crate::payment::pay::Receipt;
 
 #[derive(Default)]
 pub struct PaymentMutation;

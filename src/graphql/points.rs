@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Object, Result};
 
-use crate::graphql::{app, viewer};
+use crate::graphql::context::{app, viewer};
 
 #[derive(Default)]
 pub struct PointsMutation;

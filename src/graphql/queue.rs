@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use crate::error::AppError;
-use crate::graphql::{app, viewer};
+use crate::graphql::context::{app, viewer};
 use crate::ids::ConcertId;
 use crate::queue::{QueueState, QueueStatus, watch::watch_status};
 

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use crate::booking::Reservation;
 use crate::db::enums::ReservationStatus;
 use crate::graphql::catalogue::{ScheduleObject, SeatObject};
-use crate::graphql::{app, loaders, viewer};
+use crate::graphql::context::{app, loaders, viewer};
 use crate::ids::ReservationId;
-use crate::payment::Payment;
+use crate::payment::models::Payment;
 
 #[derive(Default)]
 pub struct ReservationMutation;

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 
 use crate::booking::seat_map::SeatChange;
 use crate::db::enums::SeatStatus;
-use crate::graphql::app;
+use crate::graphql::context::app;
 use crate::ids::ScheduleId;
 
 #[derive(Default)]

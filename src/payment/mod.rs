@@ -7,14 +7,10 @@ pub mod models;
 pub mod pay;
 
 use crate::booking::seat_map::SeatMap;
-use crate::catalogue::ConcertDirectory;
+use crate::catalogue::directory::ConcertDirectory;
 use crate::config::Config;
 use crate::db::Database;
 use crate::queue::Queue;
-
-pub use charge::ChargeReceipt;
-pub use models::Payment;
-pub use pay::Receipt;
 
 /// What payments and top-ups use: the database, the schedule → concert directory (a token only
 /// pays for its own concert), the queue whose token a payment ends, the seat map it changes, and

@@ -14,7 +14,7 @@ use crate::account;
 use crate::auth::Viewer;
 use crate::booking::seat_map::SeatChange;
 use crate::booking::{Reservation, set_seats_of};
-use crate::catalogue::ConcertDirectory;
+use crate::catalogue::directory::ConcertDirectory;
 use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
 use crate::db::schema::{payments, reservations, users};
 use crate::error::{AppError, AppResult};

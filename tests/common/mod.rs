@@ -81,8 +81,8 @@ impl TestApp {
 
     /// Spawns a server whose configuration `customize` may change first.
     pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
-        concert_reservation::telemetry::init();
         let mut config = Config::from_env().expect("test configuration parses");
+        concert_reservation::telemetry::init(config.log_format);
         let id = Uuid::new_v4().simple().to_string();
         let admin_url = database_url_for(&config.database_url, "postgres");
         let database = format!("cr_test_{id}");
