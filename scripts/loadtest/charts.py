@@ -20,13 +20,6 @@ def _windows(series):
     return [(series[i], series[min(i + step, len(series) - 1)]) for i in range(0, len(series) - 1, step)]
 
 
-def _bound(q):
-    """A quantile bound as a number (a "> x" past the last bucket plots at x)."""
-    if isinstance(q, str):
-        return float(q.split()[-1])
-    return q
-
-
 def latency_points(series):
     """[(t, p50_ms, p95_ms, p99_ms)] of the server's request latency histogram per window."""
     out = []
@@ -34,9 +27,9 @@ def latency_points(series):
         before = {float(k): v for k, v in (a.get("latency_buckets") or {}).items()}
         after = {float(k): v for k, v in (b.get("latency_buckets") or {}).items()}
         d = hist_diff(after, before)
-        qs = [bucket_quantile(d, q) for q in (0.5, 0.95, 0.99)]
+        qs = [bucket_quantile(d, q, interpolate=True) for q in (0.5, 0.95, 0.99)]
         if qs[0] is not None:
-            out.append((b["t"], *(1000 * _bound(q) for q in qs)))
+            out.append((b["t"], *(1000 * q for q in qs)))
     return out
 
 
@@ -90,8 +83,8 @@ def chart_latency(ctx, out_dir, charts):
     pts = latency_points(ctx.series)
     if not pts:
         return
-    title = "Request latency in the server (graphql_request_duration_seconds, bucket bounds)"
-    fig, ax = _figure(title, "ms (≤ bucket bound)")
+    title = "Request latency in the server (graphql_request_duration_seconds, interpolated in buckets)"
+    fig, ax = _figure(title, "ms")
     _lines(ax, pts, ("P50", "P95", "P99"))
     ax.set_yscale("log")
     _save(fig, ax, out_dir / "latency.png", charts, "latency percentiles over time")
@@ -115,6 +108,8 @@ def chart_errors(ctx, out_dir, charts):
         ax.plot([p[0] for p in pts], [p[1] for p in pts], label=code, linewidth=1.4)
     if not errs:
         ax.text(0.5, 0.5, "no error answers", transform=ax.transAxes, ha="center", va="center")
+        ax.set_xlim(0, max(1, ctx.series[-1]["t"]))
+        ax.set_ylim(0, 1)
     _save(fig, ax, out_dir / "errors.png", charts, "errors by code over time")
 
 

@@ -52,19 +52,24 @@ def hist_diff(after, before):
     return {le: c - before.get(le, 0) for le, c in after.items()}
 
 
-def bucket_quantile(buckets, q):
-    """Upper bound of the bucket holding quantile q of cumulative counts {bound: count}: a number,
-    or "> <last finite bound>" when it is past the last one; None without observations."""
+def bucket_quantile(buckets, q, interpolate=False):
+    """Quantile q of cumulative counts {upper bound: count}: the upper bound of the bucket that
+    holds it ("> <last finite bound>" past the last one), or with `interpolate` a linear estimate
+    inside that bucket, as Prometheus' histogram_quantile does; None without observations."""
     ordered = sorted(buckets.items())
     if not ordered or ordered[-1][1] <= 0:
         return None
-    total = ordered[-1][1]
+    rank = q * ordered[-1][1]
     finite = [le for le, _ in ordered if le != math.inf]
+    lower, below = 0.0, 0
     for le, count in ordered:
-        if count >= q * total:
-            if le != math.inf:
-                return le
-            return f"> {finite[-1]:g}" if finite else None
+        if count >= rank:
+            if le == math.inf:
+                return (finite[-1] if interpolate else f"> {finite[-1]:g}") if finite else None
+            if interpolate and count > below:
+                return lower + (le - lower) * (rank - below) / (count - below)
+            return le
+        lower, below = le, count
     return None
 
 

@@ -2,6 +2,7 @@
 drain, data checks, verify, report. The scenario object says what differs (scenarios/)."""
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -58,8 +59,8 @@ class Run:
         self.record_source()
         self.prepare_database()
         self.redis.clear_prefix()
-        self.start_servers()
         try:
+            self.start_servers()
             started, finished, k6_rc = self.measure()
             if self.scenario.checks_data:
                 self.drain_outbox()
@@ -67,7 +68,8 @@ class Run:
             self.save_redis_stats("after")
         finally:
             say("stopping the server")
-            self.servers.stop()
+            if self.servers:
+                self.servers.stop()
             self.redis.clear_prefix()
         self.check_data()
         return self.write_report(started, finished, k6_rc)
@@ -211,6 +213,10 @@ class Run:
         return Path(name) if name.startswith("/") else RESULTS_DIR / name
 
     def write_report(self, started, finished, k6_rc):
+        warnings = [line for line in read_text(self.out_dir / "k6.log").splitlines() if re.search(r"level=(error|warning)", line)]
+        if warnings:
+            say(f"k6 logged {len(warnings)} warnings/errors (all in {rel(self.out_dir / 'k6.log')}), the first 5:")
+            print("\n".join(re.sub(r'^time="[^"]*" ', "", w)[:400] for w in warnings[:5]), flush=True)
         if not (self.out_dir / "summary.json").exists():
             print(_tail(self.out_dir / "k6.log"), flush=True)
             raise Fatal(f"k6 failed (exit {k6_rc}) without a summary; see {rel(self.out_dir / 'k6.log')}")

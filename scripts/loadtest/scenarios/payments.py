@@ -11,7 +11,8 @@ from loadtest.fmt import counts, lat_row, le_ms, ms, n0, num, pct
 from loadtest.metrics import counter_by, counter_sum, hist_buckets, hist_diff, hist_mean_ms, bucket_quantile, hist_quantile
 from loadtest.report import Report, Table, resources_of
 from loadtest.scenarios.base import Scenario, busy_k6, kv_table, pg_rows, queue_settings, retries_row, section
-from loadtest.util import Fatal, duration_seconds, positive_int, read_json, read_text, rel, say, utc_now, write_json
+from loadtest.util import (Fatal, duration_seconds, positive_int, read_json, read_text, read_tsv, rel, say, utc_now,
+                           write_json)
 
 ORDER = ("http_req_duration{op:pay}", "payment_succeeded", "graphql_failed")
 
@@ -165,12 +166,18 @@ def prepare_info(ctx):
         info.update(hold_latency_ms=ps.latency("prepare_hold_ms", ("med", "p(95)", "p(99)", "max")),
                     failed=ps.count("prepare_failed"), errors_by_code=ps.errors_by("code"),
                     requests={op: ps.count(f"http_reqs{{op:{op}}}") for op in ("enterQueue", "queueStatus", "holdSeats")})
+    rows = read_tsv(ctx.run_dir / "prepare-samples.tsv")
+    if rows:
+        info["resources"] = resources_of(rows)
     return info
 
 
 def prepare_text(p):
+    res = p.get("resources") or {}
     return (f"{n0(p.get('holds'))} of {n0(p.get('wanted'))} holds in {p.get('seconds')} s ({num(p.get('holds_per_second'), 0)}/s); "
-            f"hold P50 / P95 / P99 / max {lat_row(p.get('hold_latency_ms'))}; failed {n0(p.get('failed'))}")
+            f"hold P50 / P95 / P99 / max {lat_row(p.get('hold_latency_ms'))}; failed {n0(p.get('failed'))}; machine "
+            f"{n0(res.get('machine_busy_avg'))} % busy on average (server {n0(res.get('server_cpu_avg'))} %, PostgreSQL "
+            f"{n0(res.get('pg_cpu_avg'))} %, k6 {n0(res.get('k6_cpu_avg'))} % of one core)")
 
 
 def server_metrics(prom, before, pg, pay_reqs):
