@@ -55,6 +55,15 @@ def rerender(args):
     return 0 if report.render(ctx, a.scenario, scenario.report(ctx)) else 1
 
 
+def self_check():
+    """`check`: the package's unit tests and its function-length limit (for CI)."""
+    import unittest
+
+    from loadtest import check_function_length, tests
+    result = unittest.TextTestRunner(verbosity=1).run(unittest.defaultTestLoader.loadTestsFromModule(tests))
+    return 0 if result.wasSuccessful() and check_function_length.main() == 0 else 1
+
+
 def dispatch(args):
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, end="", file=sys.stdout if args else sys.stderr)
@@ -62,6 +71,8 @@ def dispatch(args):
     name, rest = args[0], args[1:]
     if name == "report":
         return rerender(rest)
+    if name == "check":
+        return self_check()
     opts = parse_options(rest)
     if name == "smoke":
         if set(opts) - {"profile"}:
