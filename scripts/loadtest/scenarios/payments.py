@@ -214,6 +214,7 @@ def labels(r, pay_reqs):
 
 def result_rows(rate, duration, r):
     lat = r["latency_ms"]
+    failed = [["latency of failed payments P50 / P95 / max", lat_row(r["latency_failed_ms"], ("med", "p(95)", "max"))]]
     return [
         ["offered", f"{rate:,} payments/s for {duration} s = {rate * duration:,}"],
         ["started / dropped by k6 (no free VU)", f"{r['started']:,} / {r['dropped']:,}"],
@@ -222,7 +223,7 @@ def result_rows(rate, duration, r):
         ["success rate of the payments sent", pct(r["success_rate"])],
         ["payment latency P50 / P90 / P95 / P99 / max", " / ".join(ms(lat.get(k)) for k in ("med", "p(90)", "p(95)", "p(99)", "max"))],
         ["latency of successful payments P50 / P95 / P99 / max", lat_row(r["latency_ok_ms"])],
-        ["latency of failed payments P50 / P95 / max", lat_row(r["latency_failed_ms"], ("med", "p(95)", "max"))],
+    ] + (failed if r["latency_failed_ms"].get("max") else []) + [
         ["errors by code", counts(r["errors_by_code"], code=True)],
         ["VUs in use, peak / allocated", f"{n0(r['vus_peak'])} / {n0(r['vus_allocated'])}"],
         ["payments started without a prepared hold", f"{r['no_hold_left']:,}"],
