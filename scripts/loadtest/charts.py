@@ -1,5 +1,6 @@
 """PNG charts of a run, drawn from what it recorded (samples.tsv and metrics-series.jsonl):
-latency percentiles, throughput, errors by code, queue and admissions, CPU and memory per process."""
+latency percentiles, throughput, errors by code, queue and admissions, the outbox and consumer,
+CPU and memory per process."""
 
 import math
 
@@ -131,6 +132,20 @@ def chart_queue(ctx, out_dir, charts):
     _save(fig, ax, out_dir / "queue.png", charts, "queue depth and admission rate")
 
 
+def chart_pipeline(ctx, out_dir, charts):
+    """The expiry pipeline: outbox backlog, consumer lag, seats released per second."""
+    rows = [r for r in ctx.samples if r.get("outbox_backlog") is not None]
+    released = [(r["t"], (r.get("released_consumer") or 0) + (r.get("released_backstop") or 0)) for r in rows]
+    rates = [(b[0], max(0.0, (b[1] - a[1]) / (b[0] - a[0]))) for a, b in zip(released, released[1:]) if b[0] > a[0]]
+    if not any(r["outbox_backlog"] or r.get("consumer_lag") for r in rows) and not any(v for _, v in rates):
+        return
+    fig, ax = _figure("Outbox and consumer: backlog, lag, seats released per second", "events / seats")
+    ax.plot([r["t"] for r in rows], [r["outbox_backlog"] for r in rows], label="outbox backlog", linewidth=1.4)
+    ax.plot([r["t"] for r in rows], [r.get("consumer_lag") or 0 for r in rows], label="consumer lag", linewidth=1.4)
+    ax.plot([p[0] for p in rates], [p[1] for p in rates], label="seats released/s", linewidth=1.2, linestyle="--")
+    _save(fig, ax, out_dir / "pipeline.png", charts, "outbox backlog, consumer lag and releases over time")
+
+
 def chart_cpu(ctx, out_dir, charts):
     rows = ctx.samples
     if not rows:
@@ -162,6 +177,6 @@ def draw(ctx, out):
     without its extension); returns [{"title", "path"}]."""
     out.mkdir(parents=True, exist_ok=True)
     charts = []
-    for chart in (chart_latency, chart_throughput, chart_errors, chart_queue, chart_cpu, chart_memory):
+    for chart in (chart_latency, chart_throughput, chart_errors, chart_queue, chart_pipeline, chart_cpu, chart_memory):
         chart(ctx, out, charts)
     return charts

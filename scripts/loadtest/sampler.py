@@ -136,7 +136,9 @@ class Sampler(threading.Thread):
         if conns is not None:
             row["pool_in_use"], row["pool_open"] = conns - (idle or 0), conns
         for column, (metric, match) in SCRAPED.items():
-            row[column] = counter_sum(prom, metric, match)
+            value = counter_sum(prom, metric, match)
+            # A counter the server has not incremented yet is not exported: it is 0.
+            row[column] = 0 if value is None and metric.endswith("_total") else value
         return {
             "t": row["t"],
             "requests": counter_sum(prom, "graphql_requests_total"),
