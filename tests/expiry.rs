@@ -53,6 +53,7 @@ async fn hold(
     app.booking()
         .hold(viewer(user), Some(token), SCHEDULE, choice)
         .await
+        .map(|held| held.reservation)
         .map_err(|err| err.code())
 }
 

@@ -36,6 +36,7 @@ async fn hold(
     app.booking()
         .hold(viewer(user), Some(token), SCHEDULE, choice)
         .await
+        .map(|held| held.reservation)
 }
 
 /// Every user tries at once; returns each user's result.
@@ -237,7 +238,8 @@ async fn hold_rules_are_enforced_with_clear_codes() {
     let no_token = app
         .booking()
         .hold(viewer(2), None, SCHEDULE, SeatChoice::BestAvailable(1))
-        .await;
+        .await
+        .map(|held| held.reservation);
     assert_eq!(no_token.unwrap_err().code(), "QUEUE_TOKEN_REQUIRED");
     let wrong_token = app
         .booking()
@@ -247,7 +249,8 @@ async fn hold_rules_are_enforced_with_clear_codes() {
             SCHEDULE,
             SeatChoice::BestAvailable(1),
         )
-        .await;
+        .await
+        .map(|held| held.reservation);
     assert_eq!(wrong_token.unwrap_err().code(), "QUEUE_TOKEN_INVALID");
     assert_consistent(&app).await;
 }

@@ -53,6 +53,7 @@ impl Stage {
                 SeatChoice::Chosen(vec![SeatId(seat)]),
             )
             .await
+            .map(|held| held.reservation)
             .expect("the hold succeeds")
     }
 

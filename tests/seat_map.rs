@@ -68,6 +68,7 @@ async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
         .booking()
         .hold(viewer, Some(&token), ScheduleId(1), choice)
         .await
+        .map(|held| held.reservation)
         .unwrap();
     assert_eq!(
         statuses(&app.graphql(SEATS).await),
@@ -110,6 +111,7 @@ async fn seat_changes_are_pushed_to_subscribers() {
         .booking()
         .hold(viewer, Some(&token), ScheduleId(1), choice)
         .await
+        .map(|held| held.reservation)
         .unwrap();
     let first = next_json(&mut socket).await.unwrap();
     assert_eq!(

@@ -46,6 +46,7 @@ async fn hold(app: &TestApp, tokens: &[String], user: i64, seats: &[i64]) -> Res
         )
         .await
         .expect("the hold succeeds")
+        .reservation
 }
 
 async fn pay(app: &TestApp, tokens: &[String], user: i64, reservation: ReservationId) {

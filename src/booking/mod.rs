@@ -14,15 +14,14 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::auth::Viewer;
+use crate::catalogue::Seat;
 use crate::catalogue::directory::ConcertDirectory;
-use crate::catalogue::{Seat, seat_is_free};
 use crate::config::Config;
 use crate::db::Database;
-use crate::db::enums::{ReservationStatus, SeatStatus};
-use crate::db::error::violates_unique;
-use crate::db::schema::{reservation_seats, reservations, seats};
+use crate::db::enums::SeatStatus;
+use crate::db::error::{raised, violates_unique};
+use crate::db::schema::{reservation_seats, seats};
 use crate::error::{AppError, AppResult};
-use crate::events::outbox::{self, Event, SeatsHeld};
 use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
 use crate::queue::Queue;
@@ -94,7 +93,7 @@ impl Booking {
         queue_token: Option<&str>,
         schedule_id: ScheduleId,
         choice: SeatChoice,
-    ) -> AppResult<Reservation> {
+    ) -> AppResult<Held> {
         validate(&choice, self.hold_max_seats)?;
         let concert = self
             .concerts
@@ -107,15 +106,21 @@ impl Booking {
         let mut conn = self.db.conn().await?;
 
         let started = Instant::now();
-        let ttl = self.hold_ttl;
-        let result = crate::retry_transaction!(&mut conn, async |tx| hold_in_transaction(
-            tx,
-            viewer.user_id,
-            schedule_id,
-            &choice,
-            ttl
-        )
-        .await);
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let once = hold_once(
+                &mut conn,
+                viewer.user_id,
+                schedule_id,
+                &choice,
+                self.hold_ttl,
+            )
+            .await;
+            if let Some(settled) = crate::db::retry::settle(once, attempt).await {
+                break settled;
+            }
+        };
         let outcome = match &result {
             Ok(_) => "held",
             Err(err) => err.code(),
@@ -124,7 +129,8 @@ impl Booking {
             .increment(1);
         metrics::histogram!(m::HOLD_DURATION_SECONDS, "kind" => choice.outcome_label())
             .record(started.elapsed().as_secs_f64());
-        let (reservation, seat_ids) = result?;
+        let held = result?;
+        let seat_ids = held.seats.iter().map(|seat| seat.id).collect();
         self.seat_map
             .changed(SeatChange {
                 schedule_id,
@@ -132,7 +138,7 @@ impl Booking {
                 status: SeatStatus::Held,
             })
             .await;
-        Ok(reservation)
+        Ok(held)
     }
 }
 
@@ -154,148 +160,63 @@ fn validate(choice: &SeatChoice, max_seats: u32) -> AppResult<()> {
     Ok(())
 }
 
-async fn hold_in_transaction(
+diesel::define_sql_function! {
+    /// The hold, inside PostgreSQL (migration `hold_in_one_statement`): one statement, planned
+    /// once per connection.
+    fn hold_seats(
+        user_id: diesel::sql_types::BigInt,
+        schedule_id: diesel::sql_types::BigInt,
+        seat_ids: diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::BigInt>>,
+        best_count: diesel::sql_types::Integer,
+        ttl_ms: diesel::sql_types::BigInt,
+    ) -> diesel::sql_types::Jsonb;
+}
+
+/// What `hold_seats` returns: the new reservation and its seats, so the answer to the client
+/// needs no second read.
+#[derive(Debug, serde::Deserialize)]
+pub struct Held {
+    pub reservation: Reservation,
+    pub seats: Vec<Seat>,
+}
+
+/// One hold, one statement. A refusal raised by the function rolls it back whole.
+async fn hold_once(
     conn: &mut AsyncPgConnection,
     user: UserId,
     schedule: ScheduleId,
     choice: &SeatChoice,
     ttl: Duration,
-) -> AppResult<(Reservation, Vec<SeatId>)> {
-    // The caller's own hold on this schedule that ran out no longer counts as their one live hold.
-    let own: Vec<ReservationId> = reservations::table
-        .filter(reservations::user_id.eq(user))
-        .filter(reservations::schedule_id.eq(schedule))
-        .filter(reservations::status.eq(ReservationStatus::Held))
-        .filter(reservations::expires_at.le(diesel::dsl::now))
-        .select(reservations::id)
-        .load(conn)
-        .await?;
-    expiry::expire(conn, &own).await?;
-
-    // Lock what is free, in a fixed order, skipping rows another transaction is locking now.
-    let locked: Vec<Seat> = match choice {
-        SeatChoice::Chosen(ids) => {
-            seats::table
-                .filter(seats::id.eq_any(ids))
-                .filter(seats::schedule_id.eq(schedule))
-                .filter(seat_is_free())
-                .order(seats::id)
-                .select(Seat::as_select())
-                .for_update()
-                .skip_locked()
-                .load(conn)
-                .await?
-        }
-        SeatChoice::BestAvailable(count) => {
-            seats::table
-                .filter(seats::schedule_id.eq(schedule))
-                .filter(seat_is_free())
-                .order((seats::grade, seats::number))
-                .limit(i64::from(*count))
-                .select(Seat::as_select())
-                .for_update()
-                .skip_locked()
-                .load(conn)
-                .await?
-        }
+) -> AppResult<Held> {
+    let (seat_ids, best_count) = match choice {
+        SeatChoice::Chosen(ids) => (Some(ids.iter().map(|id| id.0).collect::<Vec<_>>()), 0),
+        SeatChoice::BestAvailable(count) => (None, i32::try_from(*count).unwrap_or(i32::MAX)),
     };
-    if locked.len() < choice.count() {
-        metrics::counter!(m::SKIP_LOCKED_MISSES_TOTAL).increment(1);
-        return Err(unavailable(conn, schedule, choice).await);
-    }
-    let seat_ids: Vec<SeatId> = locked.iter().map(|seat| seat.id).collect();
-
-    // Seats whose hold ran out: end that hold first, so the seat can join this one.
-    let past_due: Vec<SeatId> = locked
-        .iter()
-        .filter(|seat| seat.status == SeatStatus::Held)
-        .map(|seat| seat.id)
-        .collect();
-    if !past_due.is_empty() {
-        let holders: Vec<ReservationId> = reservation_seats::table
-            .filter(reservation_seats::seat_id.eq_any(&past_due))
-            .filter(reservation_seats::status.eq(ReservationStatus::Held))
-            .select(reservation_seats::reservation_id)
-            .load(conn)
-            .await?;
-        expiry::expire(conn, &holders).await?;
-    }
-
-    let expires_at = Utc::now() + ttl;
-    let reservation: Reservation = diesel::insert_into(reservations::table)
-        .values(reservation::NewReservation {
-            user_id: user,
-            schedule_id: schedule,
-            status: ReservationStatus::Held,
-            total_price: locked.iter().map(|seat| seat.price).sum(),
-            expires_at,
-        })
-        .returning(Reservation::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(|err| {
-            if violates_unique(&err, "reservations_one_hold_per_user_schedule") {
-                AppError::HoldAlreadyExists
-            } else {
-                err.into()
-            }
-        })?;
-    let rows: Vec<reservation::NewReservationSeat> = seat_ids
-        .iter()
-        .map(|&seat_id| reservation::NewReservationSeat {
-            reservation_id: reservation.id,
-            seat_id,
-            status: ReservationStatus::Held,
-        })
-        .collect();
-    diesel::insert_into(reservation_seats::table)
-        .values(&rows)
-        .execute(conn)
-        .await?;
-    diesel::update(seats::table.filter(seats::id.eq_any(&seat_ids)))
-        .set((
-            seats::status.eq(SeatStatus::Held),
-            seats::held_until.eq(Some(expires_at)),
-            seats::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    let held = Event::SeatsHeld(SeatsHeld {
-        reservation_id: reservation.id,
-        schedule_id: schedule,
-        user_id: user,
-        seat_ids: seat_ids.clone(),
-        expires_at,
-    });
-    outbox::append(conn, schedule, &held).await?;
-    Ok((reservation, seat_ids))
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let held: serde_json::Value =
+        diesel::select(hold_seats(user.0, schedule.0, seat_ids, best_count, ttl_ms))
+            .get_result(conn)
+            .await
+            .map_err(refusal)?;
+    serde_json::from_value(held).map_err(AppError::internal)
 }
 
-/// Why the seats could not all be locked: a seat of another schedule is bad input; anything else
-/// means they are taken.
-async fn unavailable(
-    conn: &mut AsyncPgConnection,
-    schedule: ScheduleId,
-    choice: &SeatChoice,
-) -> AppError {
-    if let SeatChoice::Chosen(ids) = choice {
-        let in_schedule: Result<i64, _> = seats::table
-            .filter(seats::id.eq_any(ids))
-            .filter(seats::schedule_id.eq(schedule))
-            .count()
-            .get_result(conn)
-            .await;
-        match in_schedule {
-            Ok(found) if found < ids.len() as i64 => {
-                return AppError::InvalidInput(
-                    "a requested seat does not belong to this schedule".into(),
-                );
-            }
-            Ok(_) => {}
-            Err(err) => return err.into(),
-        }
+/// The client's error for a refused hold: the function's own refusals, or the one-live-hold
+/// constraint.
+fn refusal(err: diesel::result::Error) -> AppError {
+    if violates_unique(&err, "reservations_one_hold_per_user_schedule") {
+        return AppError::HoldAlreadyExists;
     }
-    AppError::SeatUnavailable("the requested seats are no longer available".into())
+    match raised(&err) {
+        Some("SEAT_UNAVAILABLE") => {
+            metrics::counter!(m::SKIP_LOCKED_MISSES_TOTAL).increment(1);
+            AppError::SeatUnavailable("the requested seats are no longer available".into())
+        }
+        Some("SEAT_NOT_IN_SCHEDULE") => {
+            AppError::InvalidInput("a requested seat does not belong to this schedule".into())
+        }
+        _ => err.into(),
+    }
 }
 
 /// Moves every seat of `reservation` to `status` (SOLD on payment, AVAILABLE on cancellation),

@@ -9,7 +9,7 @@ use crate::db::enums::ReservationStatus;
 use crate::db::schema::{reservation_seats, reservations};
 use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, serde::Deserialize)]
 #[diesel(table_name = reservations, check_for_backend(diesel::pg::Pg))]
 pub struct Reservation {
     pub id: ReservationId,

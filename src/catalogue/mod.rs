@@ -48,17 +48,16 @@ pub struct Seat {
     pub held_until: Option<DateTime<Utc>>,
 }
 
-/// "Is this seat free?", in SQL: AVAILABLE, or HELD by a hold whose time ran out at or before
-/// now (the expiry sweep may not have reached it yet; it must not keep the seat from a fan who
-/// wants it now). Every query that asks uses this expression; [`Seat::effective_status`] says
-/// the same of a loaded row.
-#[diesel::dsl::auto_type]
-pub fn seat_is_free() -> _ {
-    let available: SeatStatus = SeatStatus::Available;
-    let held: SeatStatus = SeatStatus::Held;
-    seats::status.eq(available).or(seats::status
-        .eq(held)
-        .and(seats::held_until.le(diesel::dsl::now)))
+diesel::define_sql_function! {
+    /// "Is this seat free?": AVAILABLE, or HELD by a hold whose time ran out at or before now
+    /// (the expiry sweep may not have reached it yet; it must not keep the seat from a fan who
+    /// wants it now). The rule is stated once, as the SQL function of that name (migration
+    /// `hold_in_one_statement`), which every query that asks uses, the hold included;
+    /// [`Seat::effective_status`] says the same of a loaded row.
+    fn seat_is_free(
+        status: crate::db::schema::sql_types::SeatStatus,
+        held_until: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+    ) -> diesel::sql_types::Bool;
 }
 
 impl Seat {
@@ -176,7 +175,7 @@ impl Seat {
     ) -> QueryResult<HashMap<ScheduleId, i64>> {
         let rows: Vec<(ScheduleId, i64)> = seats::table
             .filter(seats::schedule_id.eq_any(schedule_ids))
-            .filter(seat_is_free())
+            .filter(seat_is_free(seats::status, seats::held_until))
             .group_by(seats::schedule_id)
             .select((seats::schedule_id, diesel::dsl::count_star()))
             .load(conn)

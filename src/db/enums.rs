@@ -1,4 +1,5 @@
-//! PostgreSQL enum types, mapped once for diesel and for GraphQL.
+//! PostgreSQL enum types, mapped once for diesel, for GraphQL and for JSON (all three spell the
+//! values as PostgreSQL does: `AVAILABLE`, `VIP`, ...).
 
 use diesel_derive_enum::DbEnum;
 
@@ -17,6 +18,7 @@ use diesel_derive_enum::DbEnum;
 )]
 #[ExistingTypePath = "crate::db::schema::sql_types::SeatStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SeatStatus {
     Available,
     Held,
@@ -38,6 +40,7 @@ pub enum SeatStatus {
 )]
 #[ExistingTypePath = "crate::db::schema::sql_types::SeatGrade"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SeatGrade {
     Vip,
     R,
@@ -60,6 +63,7 @@ pub enum SeatGrade {
 )]
 #[ExistingTypePath = "crate::db::schema::sql_types::ReservationStatus"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationStatus {
     Held,
     Confirmed,
@@ -82,6 +86,7 @@ pub enum ReservationStatus {
 )]
 #[ExistingTypePath = "crate::db::schema::sql_types::LedgerReason"]
 #[DbValueStyle = "SCREAMING_SNAKE_CASE"]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LedgerReason {
     Charge,
     Payment,

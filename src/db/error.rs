@@ -31,3 +31,12 @@ pub fn violates_unique(err: &DieselError, name: &str) -> bool {
             if info.constraint_name() == Some(name)
     )
 }
+
+/// The message of an exception one of our own SQL functions raised (`RAISE EXCEPTION 'CODE'`,
+/// SQLSTATE P0001, which reaches us as an unknown kind): the function's own word for a refusal.
+pub fn raised(err: &DieselError) -> Option<&str> {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => Some(info.message()),
+        _ => None,
+    }
+}

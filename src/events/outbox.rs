@@ -1,6 +1,11 @@
 //! The transactional outbox: every event the service publishes, with its payload, and the one
-//! way to write it. A business transaction appends its event in the same transaction as the
-//! change it reports; the relay publishes it later (at least once, in order per schedule).
+//! way Rust code writes it ([`append`]). A business transaction appends its event in the same
+//! transaction as the change it reports; the relay publishes it later (at least once, in order
+//! per schedule).
+//!
+//! `seats.held` and `seats.expired` are written inside PostgreSQL by the `hold_seats` and
+//! `expire_holds` functions (a hold is one statement); [`SeatsHeld`] and [`ExpiredHold`] are
+//! still their definition, and a test reads what those functions wrote back into these types.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -79,7 +79,10 @@ impl AccountObject {
         let reservations = Reservation::of_user(&mut conn, self.0.id, page(limit)?)
             .await
             .map_err(AppError::from)?;
-        Ok(reservations.into_iter().map(ReservationObject).collect())
+        Ok(reservations
+            .into_iter()
+            .map(ReservationObject::from)
+            .collect())
     }
 }
 

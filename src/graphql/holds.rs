@@ -48,9 +48,9 @@ async fn hold(
     choice: SeatChoice,
 ) -> Result<ReservationObject> {
     let viewer = viewer(ctx)?;
-    let reservation = app(ctx)
+    let held = app(ctx)
         .booking
         .hold(viewer, queue_token(ctx), schedule_id, choice)
         .await?;
-    Ok(ReservationObject(reservation))
+    Ok(ReservationObject(held.reservation, Some(held.seats)))
 }

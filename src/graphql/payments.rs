@@ -66,6 +66,6 @@ impl PaymentReceiptObject {
         Ok(Reservation::find(&mut conn, self.0.reservation_id)
             .await
             .map_err(AppError::from)?
-            .map(ReservationObject))
+            .map(ReservationObject::from))
     }
 }

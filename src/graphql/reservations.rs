@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
 use crate::booking::Reservation;
+use crate::catalogue::Seat;
 use crate::db::enums::ReservationStatus;
 use crate::graphql::catalogue::{ScheduleObject, SeatObject};
 use crate::graphql::context::{app, loaders, viewer};
@@ -24,14 +25,21 @@ impl ReservationMutation {
     ) -> Result<ReservationObject> {
         let viewer = viewer(ctx)?;
         let reservation_id = ReservationId::parse(&reservation_id)?;
-        Ok(ReservationObject(
+        Ok(ReservationObject::from(
             app(ctx).booking.cancel(viewer, reservation_id).await?,
         ))
     }
 }
 
-/// A hold, and the booking it becomes once paid.
-pub struct ReservationObject(pub Reservation);
+/// A hold, and the booking it becomes once paid. A fresh hold carries its seats, so answering
+/// `seats` needs no read.
+pub struct ReservationObject(pub Reservation, pub Option<Vec<Seat>>);
+
+impl From<Reservation> for ReservationObject {
+    fn from(reservation: Reservation) -> Self {
+        Self(reservation, None)
+    }
+}
 
 #[Object(name = "Reservation")]
 impl ReservationObject {
@@ -72,6 +80,9 @@ impl ReservationObject {
     }
 
     async fn seats(&self, ctx: &Context<'_>) -> Result<Vec<SeatObject>> {
+        if let Some(seats) = &self.1 {
+            return Ok(seats.iter().cloned().map(SeatObject).collect());
+        }
         let seats = loaders(ctx)
             .seats_by_reservation
             .load_one(self.0.id)

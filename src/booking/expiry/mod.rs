@@ -13,7 +13,6 @@
 pub mod consumer;
 pub mod sweeper;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,83 +20,33 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::db::enums::{ReservationStatus, SeatStatus};
-use crate::db::schema::{reservation_seats, reservations, schedules, seats};
+use crate::db::schema::{reservations, seats};
 use crate::error::AppResult;
-use crate::events::outbox::{self, Event};
-use crate::ids::{ConcertId, ReservationId, ScheduleId, SeatId, UserId};
+use crate::ids::{ReservationId, ScheduleId, SeatId};
 
 pub use crate::events::ExpiredHold;
 
-/// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK takes
-/// their seats out of the one-live-reservation index) and writes one `seats.expired` event each.
-pub async fn expire(
-    conn: &mut AsyncPgConnection,
-    ids: &[ReservationId],
-) -> AppResult<Vec<ExpiredHold>> {
+diesel::define_sql_function! {
+    /// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK
+    /// takes their seats out of the one-live-reservation index) and writes one `seats.expired`
+    /// event each ([`ExpiredHold`]); returns how many. The SQL function of that name (migration
+    /// `hold_in_one_statement`) is the one statement of it: the hold calls it too.
+    fn expire_holds(ids: diesel::sql_types::Array<diesel::sql_types::BigInt>) -> diesel::sql_types::Integer;
+}
+
+/// [`expire_holds`] on `ids`.
+pub async fn expire(conn: &mut AsyncPgConnection, ids: &[ReservationId]) -> AppResult<usize> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
-    let expired: Vec<(ReservationId, ScheduleId, UserId, DateTime<Utc>)> = diesel::update(
-        reservations::table
-            .filter(reservations::id.eq_any(ids))
-            .filter(reservations::status.eq(ReservationStatus::Held))
-            .filter(reservations::expires_at.le(diesel::dsl::now)),
-    )
-    .set((
-        reservations::status.eq(ReservationStatus::Expired),
-        reservations::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning((
-        reservations::id,
-        reservations::schedule_id,
-        reservations::user_id,
-        reservations::expires_at,
-    ))
-    .get_results(conn)
-    .await?;
-    if expired.is_empty() {
-        return Ok(Vec::new());
-    }
-    let expired_ids: Vec<ReservationId> = expired.iter().map(|row| row.0).collect();
-    let schedule_ids: Vec<ScheduleId> = expired.iter().map(|row| row.1).collect();
-    let concerts: HashMap<ScheduleId, ConcertId> = schedules::table
-        .filter(schedules::id.eq_any(&schedule_ids))
-        .select((schedules::id, schedules::concert_id))
-        .load::<(ScheduleId, ConcertId)>(conn)
-        .await?
-        .into_iter()
-        .collect();
-    let mut seats_of: HashMap<ReservationId, Vec<SeatId>> = HashMap::new();
-    for (reservation, seat) in reservation_seats::table
-        .filter(reservation_seats::reservation_id.eq_any(&expired_ids))
-        .select((
-            reservation_seats::reservation_id,
-            reservation_seats::seat_id,
-        ))
-        .load::<(ReservationId, SeatId)>(conn)
-        .await?
-    {
-        seats_of.entry(reservation).or_default().push(seat);
-    }
-    let mut holds = Vec::with_capacity(expired.len());
-    for (reservation_id, schedule_id, user_id, expires_at) in expired {
-        let hold = ExpiredHold {
-            reservation_id,
-            schedule_id,
-            concert_id: concerts.get(&schedule_id).copied().unwrap_or(ConcertId(0)),
-            user_id,
-            seat_ids: seats_of.remove(&reservation_id).unwrap_or_default(),
-            expires_at,
-        };
-        outbox::append(conn, schedule_id, &Event::SeatsExpired(hold.clone())).await?;
-        holds.push(hold);
-    }
-    Ok(holds)
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let expired: i32 = diesel::select(expire_holds(ids)).get_result(conn).await?;
+    Ok(usize::try_from(expired).unwrap_or(0))
 }
 
 /// One sweep: up to `batch` past-due holds, oldest first, skipping those another instance (or a
-/// payment) is handling right now. Run it inside a transaction.
-pub async fn sweep(conn: &mut AsyncPgConnection, batch: i64) -> AppResult<Vec<ExpiredHold>> {
+/// payment) is handling right now. Run it inside a transaction. Returns how many it expired.
+pub async fn sweep(conn: &mut AsyncPgConnection, batch: i64) -> AppResult<usize> {
     let due: Vec<ReservationId> = reservations::table
         .filter(reservations::status.eq(ReservationStatus::Held))
         .filter(reservations::expires_at.le(diesel::dsl::now))

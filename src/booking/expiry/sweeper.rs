@@ -61,12 +61,12 @@ impl Sweeper {
         let mut expired = 0;
         loop {
             let mut conn = self.db.conn().await?;
-            let holds = conn
+            let swept = conn
                 .transaction(async |tx| expiry::sweep(tx, self.batch).await)
                 .await?;
-            expired += holds.len();
-            metrics::counter!(m::HOLDS_EXPIRED_TOTAL).increment(holds.len() as u64);
-            if (holds.len() as i64) < self.batch {
+            expired += swept;
+            metrics::counter!(m::HOLDS_EXPIRED_TOTAL).increment(swept as u64);
+            if (swept as i64) < self.batch {
                 return Ok(expired);
             }
         }

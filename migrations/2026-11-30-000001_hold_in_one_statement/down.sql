@@ -1,0 +1,3 @@
+DROP FUNCTION hold_seats(BIGINT, BIGINT, BIGINT[], INTEGER, BIGINT);
+DROP FUNCTION expire_holds(BIGINT[]);
+DROP FUNCTION seat_is_free(seat_status, TIMESTAMPTZ);
