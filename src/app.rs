@@ -48,13 +48,7 @@ impl App {
             seat_map.clone(),
             &config,
         );
-        let payments = Payments::new(
-            db.clone(),
-            concerts.clone(),
-            queue.clone(),
-            seat_map.clone(),
-            &config,
-        );
+        let payments = Payments::new(db.clone(), queue.clone(), seat_map.clone(), &config);
         Ok(Self {
             kafka: Kafka::connect(&config)?,
             auth: Authenticator::new(&config),

@@ -76,9 +76,20 @@ impl User {
     }
 }
 
+diesel::define_sql_function! {
+    /// The SQL function of that name (migration `pay_in_one_statement`): see [`record`].
+    fn record_points(
+        user_id: diesel::sql_types::BigInt,
+        delta: diesel::sql_types::BigInt,
+        reason: crate::db::schema::sql_types::LedgerReason,
+        reservation_id: diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
+}
+
 /// Adds `delta` points (negative: takes them) to a balance and writes the ledger entry, on the
-/// caller's connection. Returns the balance after, or `None` when the user does not exist or,
-/// for a debit, has fewer points than it takes (the balance never goes below zero).
+/// caller's connection, in one statement. Returns the balance after, or `None` when the user does
+/// not exist or, for a debit, has fewer points than it takes (the balance never goes below
+/// zero). Payments, top-ups and refunds all go through it.
 pub async fn record(
     conn: &mut diesel_async::AsyncPgConnection,
     user: UserId,
@@ -87,29 +98,12 @@ pub async fn record(
     reservation_id: Option<ReservationId>,
 ) -> QueryResult<Option<i64>> {
     use diesel_async::RunQueryDsl;
-    let balance_after: Option<i64> = diesel::update(
-        users::table
-            .find(user)
-            .filter(users::points.ge(delta.min(0).saturating_neg())),
-    )
-    .set(users::points.eq(users::points + delta))
-    .returning(users::points)
+    diesel::select(record_points(
+        user.0,
+        delta,
+        reason,
+        reservation_id.map(|id| id.0),
+    ))
     .get_result(conn)
     .await
-    .optional()?;
-    if let Some(balance_after) = balance_after
-        && delta != 0
-    {
-        diesel::insert_into(point_ledger::table)
-            .values(NewLedgerEntry {
-                user_id: user,
-                delta,
-                reason,
-                reservation_id,
-                balance_after,
-            })
-            .execute(conn)
-            .await?;
-    }
-    Ok(balance_after)
 }

@@ -9,8 +9,6 @@ pub mod seat_map;
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::auth::Viewer;
@@ -20,7 +18,6 @@ use crate::config::Config;
 use crate::db::Database;
 use crate::db::enums::SeatStatus;
 use crate::db::error::{raised, violates_unique};
-use crate::db::schema::{reservation_seats, seats};
 use crate::error::{AppError, AppResult};
 use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
@@ -219,6 +216,15 @@ fn refusal(err: diesel::result::Error) -> AppError {
     }
 }
 
+diesel::define_sql_function! {
+    /// The SQL function of that name (migration `pay_in_one_statement`): see [`set_seats_of`].
+    #[sql_name = "set_seats_of"]
+    fn set_seats_of_sql(
+        reservation_id: diesel::sql_types::BigInt,
+        new_status: crate::db::schema::sql_types::SeatStatus,
+    ) -> diesel::sql_types::Array<diesel::sql_types::BigInt>;
+}
+
 /// Moves every seat of `reservation` to `status` (SOLD on payment, AVAILABLE on cancellation),
 /// clearing its hold expiry. Returns the seats changed.
 pub(crate) async fn set_seats_of(
@@ -226,17 +232,8 @@ pub(crate) async fn set_seats_of(
     reservation: ReservationId,
     status: SeatStatus,
 ) -> AppResult<Vec<SeatId>> {
-    let seat_ids = reservation_seats::table
-        .filter(reservation_seats::reservation_id.eq(reservation))
-        .select(reservation_seats::seat_id);
-    let changed = diesel::update(seats::table.filter(seats::id.eq_any(seat_ids)))
-        .set((
-            seats::status.eq(status),
-            seats::held_until.eq(None::<chrono::DateTime<Utc>>),
-            seats::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(seats::id)
-        .get_results(conn)
+    let changed: Vec<i64> = diesel::select(set_seats_of_sql(reservation.0, status))
+        .get_result(conn)
         .await?;
-    Ok(changed)
+    Ok(changed.into_iter().map(SeatId).collect())
 }

@@ -2,8 +2,6 @@
 //! entering a queue and guarding a hold are the hottest paths of an on-sale and must not hit
 //! PostgreSQL each time.
 
-use diesel_async::AsyncPgConnection;
-
 use crate::catalogue::{Concert, Schedule};
 use crate::db::Database;
 use crate::error::{AppError, AppResult};
@@ -62,22 +60,6 @@ impl ConcertDirectory {
             .try_get_with(schedule, async {
                 let mut conn = db.conn().await?;
                 Ok::<_, AppError>(Schedule::concert_of(&mut conn, schedule).await?)
-            })
-            .await
-            .map_err(shared_error)
-    }
-
-    /// [`ConcertDirectory::concert_of`] for a caller inside a transaction: a miss is read on the
-    /// caller's own connection. Holding a pooled connection while waiting for a second one would
-    /// let a cold cache starve the pool (every transaction waiting for the one that loads).
-    pub async fn concert_of_on(
-        &self,
-        conn: &mut AsyncPgConnection,
-        schedule: ScheduleId,
-    ) -> AppResult<Option<ConcertId>> {
-        self.concert_of
-            .try_get_with(schedule, async {
-                Ok::<_, AppError>(Schedule::concert_of(conn, schedule).await?)
             })
             .await
             .map_err(shared_error)

@@ -1,24 +1,21 @@
-//! Paying a hold is one transaction: lock the hold, deduct the balance (never below zero: the
-//! row's CHECK and the `points >= price` guard), append the ledger, record the payment (one per
-//! reservation: a unique constraint), mark the seats SOLD and the reservation CONFIRMED, write the
-//! outbox event. After commit the fan's queue token ends. Idempotent per key.
+//! Paying a hold is one statement, the `pay_reservation` SQL function (migration
+//! `pay_in_one_statement`): claim the idempotency key, lock the hold, deduct the balance (never
+//! below zero: the row's CHECK and the `points >= price` guard), append the ledger, record the
+//! payment (one per reservation: a unique constraint), mark the seats SOLD and the reservation
+//! CONFIRMED, write the `payment.completed` event, store the receipt. After commit the fan's
+//! queue token ends. Idempotent per key.
 
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::account;
 use crate::auth::Viewer;
 use crate::booking::seat_map::SeatChange;
-use crate::booking::{Reservation, set_seats_of};
-use crate::catalogue::directory::ConcertDirectory;
-use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
-use crate::db::schema::{payments, reservations, users};
+use crate::db::enums::SeatStatus;
+use crate::db::error::raised;
 use crate::error::{AppError, AppResult};
-use crate::events::outbox::{self, Event, PaymentCompleted};
 use crate::ids::{ConcertId, ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
 use crate::payment::{Payments, idempotency};
@@ -78,16 +75,15 @@ impl Payments {
         };
 
         let mut conn = self.db.conn().await?;
-        let outcome = crate::retry_transaction!(&mut conn, async |tx| pay_in_transaction(
-            tx,
-            &self.concerts,
-            user,
-            concert,
-            reservation_id,
-            key,
-            &request
-        )
-        .await);
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let once =
+                pay_once_in_db(&mut conn, user, concert, reservation_id, key, &request).await;
+            if let Some(settled) = crate::db::retry::settle(once, attempt).await {
+                break settled;
+            }
+        };
         let receipt = match outcome? {
             Some((receipt, schedule_id, seat_ids)) => {
                 self.seat_map
@@ -118,86 +114,72 @@ impl Payments {
     }
 }
 
-/// `None` when another request already claimed this idempotency key.
-async fn pay_in_transaction(
+diesel::define_sql_function! {
+    /// The payment, inside PostgreSQL (migration `pay_in_one_statement`).
+    fn pay_reservation(
+        user_id: diesel::sql_types::BigInt,
+        concert_id: diesel::sql_types::BigInt,
+        reservation_id: diesel::sql_types::BigInt,
+        key: diesel::sql_types::Text,
+        request: diesel::sql_types::Text,
+    ) -> diesel::sql_types::Jsonb;
+}
+
+/// What `pay_reservation` answers when it claimed the key.
+#[derive(Deserialize)]
+struct Paid {
+    receipt: Receipt,
+    schedule_id: ScheduleId,
+    seat_ids: Vec<SeatId>,
+}
+
+/// One payment, one statement. `None` when another request already claimed this idempotency
+/// key. A refusal raised by the function rolls it back whole.
+async fn pay_once_in_db(
     conn: &mut AsyncPgConnection,
-    concerts: &ConcertDirectory,
     user: UserId,
     concert: ConcertId,
     reservation_id: ReservationId,
     key: &str,
     request: &str,
 ) -> AppResult<Option<(Receipt, ScheduleId, Vec<SeatId>)>> {
-    if !idempotency::claim(conn, user, key, "pay", request).await? {
+    let answer: serde_json::Value = diesel::select(pay_reservation(
+        user.0,
+        concert.0,
+        reservation_id.0,
+        key,
+        request,
+    ))
+    .get_result(conn)
+    .await
+    .map_err(refusal)?;
+    if answer.get("claimed") == Some(&serde_json::Value::Bool(false)) {
         return Ok(None);
     }
-    let reservation = Reservation::lock_own(conn, reservation_id, user).await?;
-    // The token is ACTIVE for `concert`; it does not admit to another concert's seats.
-    if concerts
-        .concert_of_on(conn, reservation.schedule_id)
-        .await?
-        != Some(concert)
-    {
-        return Err(AppError::QueueTokenInvalid);
-    }
-    match reservation.status {
-        ReservationStatus::Held if reservation.expires_at > Utc::now() => {}
-        ReservationStatus::Held | ReservationStatus::Expired => return Err(AppError::HoldExpired),
-        ReservationStatus::Cancelled => return Err(AppError::HoldCancelled),
-        ReservationStatus::Confirmed => return Err(AppError::AlreadyPaid),
-    }
-    let price = reservation.total_price;
-    let balance_after = account::record(
-        conn,
-        user,
-        -price,
-        LedgerReason::Payment,
-        Some(reservation_id),
-    )
-    .await?;
-    let Some(balance_after) = balance_after else {
-        let balance: i64 = users::table
-            .find(user)
-            .select(users::points)
-            .first(conn)
-            .await
-            .optional()?
-            .unwrap_or(0);
-        return Err(AppError::InsufficientPoints { price, balance });
+    let paid: Paid = serde_json::from_value(answer).map_err(AppError::internal)?;
+    Ok(Some((paid.receipt, paid.schedule_id, paid.seat_ids)))
+}
+
+/// The client's error for a payment the function refused.
+fn refusal(err: diesel::result::Error) -> AppError {
+    let insufficient = |err: &diesel::result::Error| -> Option<AppError> {
+        let diesel::result::Error::DatabaseError(_, info) = err else {
+            return None;
+        };
+        let (price, balance) = info.details()?.split_once(' ')?;
+        Some(AppError::InsufficientPoints {
+            price: price.parse().ok()?,
+            balance: balance.parse().ok()?,
+        })
     };
-    let (payment_id, paid_at): (i64, DateTime<Utc>) = diesel::insert_into(payments::table)
-        .values((
-            payments::reservation_id.eq(reservation_id),
-            payments::user_id.eq(user),
-            payments::amount.eq(price),
-            payments::idempotency_key.eq(key),
-        ))
-        .returning((payments::id, payments::created_at))
-        .get_result(conn)
-        .await?;
-    let sold = set_seats_of(conn, reservation_id, SeatStatus::Sold).await?;
-    diesel::update(reservations::table.find(reservation_id))
-        .set((
-            reservations::status.eq(ReservationStatus::Confirmed),
-            reservations::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    let receipt = Receipt {
-        payment_id,
-        reservation_id,
-        amount: price,
-        balance_after,
-        paid_at,
-    };
-    let completed = Event::PaymentCompleted(PaymentCompleted {
-        payment_id,
-        reservation_id,
-        amount: price,
-        balance_after,
-        paid_at,
-    });
-    outbox::append(conn, reservation.schedule_id, &completed).await?;
-    idempotency::store(conn, user, key, &receipt).await?;
-    Ok(Some((receipt, reservation.schedule_id, sold)))
+    match raised(&err) {
+        Some("NOT_FOUND") => AppError::NotFound("reservation"),
+        Some("NOT_OWNER") => AppError::NotOwner,
+        Some("QUEUE_TOKEN_INVALID") => AppError::QueueTokenInvalid,
+        Some("HOLD_EXPIRED") => AppError::HoldExpired,
+        Some("HOLD_CANCELLED") => AppError::HoldCancelled,
+        Some("ALREADY_PAID") => AppError::AlreadyPaid,
+        Some("INSUFFICIENT_POINTS") => insufficient(&err).unwrap_or_else(|| err.into()),
+        _ => err.into(),
+    }
 }
