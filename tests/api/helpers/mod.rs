@@ -2,11 +2,16 @@
 //! Each test gets its own database (a copy of a migrated template), its own Redis key prefix and
 //! its own Kafka topics, so tests run in parallel and in any order. `Drop` removes all three.
 
-#![allow(dead_code)] // each test binary uses its own part of the harness
-
+pub mod api;
 pub mod broker;
+pub mod invariants;
 pub mod outage;
+pub mod stage;
+pub mod workers;
 pub mod ws;
+
+pub use api::{Outcome, Reservation};
+pub use stage::{CONCERT, Fan, SCHEDULE};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -211,49 +216,17 @@ impl TestApp {
             .expect("seeding succeeds")
     }
 
-    /// One concert with one schedule of `seats` seats, and fans 1..=`users` holding `points` each,
-    /// every fan with an ACTIVE queue token (`tokens[i]` is fan `i + 1`'s).
-    pub async fn with_active_fans(
-        seats: usize,
-        users: usize,
-        points: i64,
-        customize: impl FnOnce(&mut Config),
-    ) -> (Self, Vec<String>) {
-        let app = Self::spawn_with(|config| {
-            config.database_pool_size = 16;
-            config.queue_active_cap = 100_000;
-            customize(config);
-        })
-        .await;
-        let options = SeedOptions {
-            concerts: 1,
-            schedules_per_concert: 1,
-            seats_per_schedule: seats,
-            users,
-            points,
-            reset: false,
-        };
-        app.seed(options).await;
-        let concert = concert_reservation::ids::ConcertId(1);
-        let mut tokens = Vec::new();
-        for user in 1..=users as i64 {
-            let viewer = concert_reservation::auth::Viewer {
-                user_id: concert_reservation::ids::UserId(user),
-            };
-            tokens.push(
-                app.services
-                    .queue
-                    .enter(viewer, concert)
-                    .await
-                    .expect("entering the queue")
-                    .token,
-            );
-        }
-        concert_reservation::queue::admitter::Admitter::new(app.services.queue.clone())
-            .tick(concert, users as u32)
+    /// The waiting queue, for tests of its own rules (admission, leases, the guard).
+    pub fn queue(&self) -> &concert_reservation::queue::Queue {
+        &self.services.queue
+    }
+
+    /// One admitter tick for `concert`: up to `max` waiting fans become ACTIVE.
+    pub async fn admit(&self, concert: i64, max: u32) {
+        concert_reservation::queue::admitter::Admitter::new(self.services.queue.clone())
+            .tick(concert_reservation::ids::ConcertId(concert), max)
             .await
-            .expect("admitting everyone");
-        (app, tokens)
+            .expect("admitting");
     }
 
     /// SQL statements the server's pool has run so far.

@@ -1,8 +1,6 @@
 //! Catalogue queries against real PostgreSQL, including the proof that nested lists are batched.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use concert_reservation::seed::SeedOptions;
 use serde_json::json;
 
