@@ -6,6 +6,7 @@ mod helpers;
 
 mod catalogue;
 mod dashboards;
+mod drift;
 mod expiry;
 mod hardening;
 mod holds;

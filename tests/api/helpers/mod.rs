@@ -6,6 +6,7 @@ pub mod api;
 pub mod broker;
 pub mod invariants;
 pub mod outage;
+pub mod schema;
 pub mod stage;
 pub mod workers;
 pub mod ws;
