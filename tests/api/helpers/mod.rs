@@ -1,6 +1,11 @@
 //! The test harness: a real server on a free port, backed by real PostgreSQL, Redis and Kafka.
 //! Each test gets its own database (a copy of a migrated template), its own Redis key prefix and
 //! its own Kafka topics, so tests run in parallel and in any order. `Drop` removes all three.
+//!
+//! Tests act through the API ([`api`]: one method per operation), stage data with [`stage`],
+//! drive the background workers with [`workers`] and check the data model with [`invariants`]
+//! (`verify`'s named checks). The library's internals are reached from this folder only, so a
+//! rename inside `src/` is fixed here, once.
 
 pub mod api;
 pub mod broker;
@@ -67,7 +72,8 @@ pub async fn scalar(app: &TestApp, sql: &str) -> i64 {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub config: Config,
-    pub services: Services,
+    /// The server's services, for the helpers here only.
+    services: Services,
     pub client: reqwest::Client,
     database: String,
     admin_url: String,
