@@ -10,7 +10,6 @@ use concert_reservation::error::AppError;
 use concert_reservation::ids::ConcertId;
 use concert_reservation::queue::admitter::Admitter;
 use concert_reservation::queue::{QueueState, QueueStatus};
-use concert_reservation::seed::SeedOptions;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -22,14 +21,7 @@ async fn app_with_concert(
     customize: impl FnOnce(&mut concert_reservation::config::Config),
 ) -> (TestApp, ConcertId) {
     let app = TestApp::spawn_with(customize).await;
-    app.seed(SeedOptions {
-        concerts: 2,
-        schedules_per_concert: 1,
-        seats_per_schedule: 1,
-        users: 1,
-        ..SeedOptions::default()
-    })
-    .await;
+    app.seed_catalogue(2, 1, 1).await;
     (app, ConcertId(1))
 }
 

@@ -1,7 +1,6 @@
 //! A real websocket client (graphql-transport-ws) subscribes to its place in line and is pushed
 //! WAITING updates, then ACTIVE.
 
-use concert_reservation::seed::SeedOptions;
 use serde_json::json;
 
 use crate::helpers::ws::{connect, next_json, subscribe};
@@ -16,14 +15,7 @@ async fn subscribers_get_waiting_updates_then_active() {
         config.queue_active_ttl_seconds = 1;
     })
     .await;
-    app.seed(SeedOptions {
-        concerts: 1,
-        schedules_per_concert: 1,
-        seats_per_schedule: 1,
-        users: 1,
-        ..SeedOptions::default()
-    })
-    .await;
+    app.seed_catalogue(1, 1, 1).await;
     for user in [1, 2] {
         app.enter_queue(user, CONCERT).await.unwrap();
     }

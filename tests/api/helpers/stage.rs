@@ -64,6 +64,12 @@ impl TestApp {
         (app, fans)
     }
 
+    /// A catalogue of `concerts` concerts with `schedules` schedules of `seats` seats each, and one
+    /// fan; nobody in any queue.
+    pub async fn seed_catalogue(&self, concerts: usize, schedules: usize, seats: usize) {
+        self.seed(catalogue(concerts, schedules, seats)).await;
+    }
+
     /// Seeds the concert and `fans` fans with `points` each, who enter its queue (over the API)
     /// and are all admitted. The queue's active cap must let them all in.
     pub async fn stage_concert(&self, seats: usize, fans: usize, points: i64) -> Vec<Fan> {
@@ -84,5 +90,16 @@ impl TestApp {
             .unwrap_or_else(|code| panic!("entering the queue: {code}"));
         self.admit(CONCERT, fans.len() as u32).await;
         fans
+    }
+}
+
+/// The seed of [`TestApp::seed_catalogue`], for tests of seeding itself.
+pub fn catalogue(concerts: usize, schedules: usize, seats: usize) -> SeedOptions {
+    SeedOptions {
+        concerts,
+        schedules_per_concert: schedules,
+        seats_per_schedule: seats,
+        users: 1,
+        ..SeedOptions::default()
     }
 }
