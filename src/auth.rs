@@ -5,6 +5,8 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use secrecy::ExposeSecret;
+
 use crate::config::Config;
 use crate::error::AppError;
 use crate::ids::UserId;
@@ -62,8 +64,8 @@ impl Authenticator {
         validation.set_audience(&[&config.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         Self {
-            decoding: DecodingKey::from_secret(config.jwt_secret.as_bytes()),
-            encoding: EncodingKey::from_secret(config.jwt_secret.as_bytes()),
+            decoding: DecodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes()),
+            encoding: EncodingKey::from_secret(config.jwt_secret.expose_secret().as_bytes()),
             validation,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),

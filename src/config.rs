@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The development default of `JWT_SECRET`; the server warns when it runs with it.
 pub const DEV_JWT_SECRET: &str = "dev-secret-change-me";
@@ -79,8 +80,9 @@ pub struct Config {
 
     /// HS256 secret that signs and verifies access tokens (JWT). Set it in every real deployment.
     /// Env `JWT_SECRET`.
-    #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_env_values = true)]
-    pub jwt_secret: String,
+    /// Never printed: `Debug` shows it redacted.
+    #[arg(long, env = "JWT_SECRET", default_value = DEV_JWT_SECRET, hide_env_values = true, value_parser = parse_secret)]
+    pub jwt_secret: SecretString,
 
     /// Required `iss` claim of access tokens. Env `JWT_ISSUER`.
     #[arg(long, env = "JWT_ISSUER", default_value = "concert-reservation")]
@@ -188,6 +190,11 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
 
+    /// Log lines as human-readable `text`, or `json` (one object per line, for log shippers).
+    /// Env `LOG_FORMAT`.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Deepest field nesting a query may have. Env `GRAPHQL_MAX_DEPTH`.
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
     pub graphql_max_depth: usize,
@@ -205,7 +212,23 @@ pub struct Config {
     pub graphql_max_directives: usize,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
 impl Config {
+    /// True when `JWT_SECRET` is the development default (the server warns).
+    pub fn uses_dev_jwt_secret(&self) -> bool {
+        self.jwt_secret.expose_secret() == DEV_JWT_SECRET
+    }
+
     /// Reads the configuration from the environment, with defaults for what is not set.
     pub fn from_env() -> Result<Self, clap::Error> {
         Self::try_parse_from(["concert-reservation"])
@@ -217,5 +240,27 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jwt_secret_is_never_printed() {
+        let config = Config::try_parse_from(["cr", "--jwt-secret", "hunter2-do-not-print"])
+            .expect("the flags parse");
+        assert_eq!(config.jwt_secret.expose_secret(), "hunter2-do-not-print");
+        let printed = format!("{config:?}");
+        assert!(printed.contains("jwt_secret"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn log_format_is_part_of_the_configuration() {
+        let config = Config::try_parse_from(["cr", "--log-format", "json"]).expect("parses");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(Config::try_parse_from(["cr", "--log-format", "xml"]).is_err());
     }
 }

@@ -24,7 +24,6 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::graphql::{Loaders, QueueTokenHeader};
-use crate::startup::AppState;
 
 /// The header holds and payments read the caller's queue token from.
 pub const QUEUE_TOKEN_HEADER: &str = "queue-token";
@@ -35,8 +34,16 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// Read and write buffer of one websocket connection.
 const WS_BUFFER_BYTES: usize = 4 * 1024;
 
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: crate::app::App,
+    pub schema: crate::graphql::AppSchema,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
 pub fn router(state: AppState) -> Router {
-    let config = state.services.config.clone();
+    let config = state.app.config.clone();
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(graphql_ws))
@@ -92,19 +99,19 @@ async fn graphql(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let config = &state.services.config;
+    let config = &state.app.config;
     let batch = match parse_batch(body, config) {
         Ok(batch) => batch,
         Err((status, err)) => return error_response(status, err),
     };
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let identity = state
-        .services
+        .app
         .auth
         .identify(header(header::AUTHORIZATION.as_str()));
     let queue_token = QueueTokenHeader(header(QUEUE_TOKEN_HEADER).map(str::to_owned));
     let batch = batch
-        .data(Loaders::new(&state.services))
+        .data(Loaders::new(&state.app.db, &state.app.seat_map))
         .data(identity)
         .data(queue_token);
     execute_within_timeout(&state, batch).await
@@ -118,7 +125,7 @@ async fn graphql(
 /// with the same idempotency key". Queries are aborted on timeout or disconnect: nobody is
 /// waiting for them and they change nothing.
 async fn execute_within_timeout(state: &AppState, mut batch: BatchRequest) -> Response {
-    let config = &state.services.config;
+    let config = &state.app.config;
     let mutates = batch.iter_mut().any(has_mutation);
     let schema = state.schema.clone();
     let task = tokio::spawn(async move { schema.execute_batch(batch).await });
@@ -210,7 +217,7 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let max_message = state.services.config.max_body_bytes;
+    let max_message = state.app.config.max_body_bytes;
     upgrade
         // A subscriber receives small messages and sends almost none: tungstenite's default
         // 128 KiB read and write buffers made each idle connection cost ~155 kB
@@ -221,11 +228,9 @@ async fn graphql_ws(
         .max_frame_size(max_message)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
-            let services = state.services.clone();
+            let app = state.app.clone();
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(
-                    move |payload| async move { connection_data(&services, &payload) },
-                )
+                .on_connection_init(move |payload| async move { connection_data(&app, &payload) })
                 .serve()
         })
 }
@@ -234,19 +239,19 @@ async fn graphql_ws(
 /// `connection_init` payload (the graphql-ws / Apollo convention). No entry: anonymous; a bad
 /// token: the connection is refused.
 fn connection_data(
-    services: &crate::startup::Services,
+    app: &crate::app::App,
     payload: &serde_json::Value,
 ) -> async_graphql::Result<async_graphql::Data> {
     let authorization = ["Authorization", "authorization"]
         .iter()
         .find_map(|key| payload.get(key))
         .and_then(serde_json::Value::as_str);
-    let identity = services.auth.identify(authorization);
+    let identity = app.auth.identify(authorization);
     if let crate::auth::Identity::Invalid(reason) = &identity {
         return Err(async_graphql::Error::new(reason.clone()));
     }
     let mut data = async_graphql::Data::default();
-    data.insert(Loaders::new(services));
+    data.insert(Loaders::new(&app.db, &app.seat_map));
     data.insert(identity);
     Ok(data)
 }
@@ -260,11 +265,11 @@ async fn healthz() -> &'static str {
 /// but does not make an instance unready: without it fans can still hold and pay (events wait in
 /// the outbox, the backstop frees seats), so a load balancer must not take every instance out.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let services = &state.services;
+    let app = &state.app;
     let (postgres, redis, kafka) = tokio::join!(
-        check("postgres", services.db.ping()),
-        check("redis", services.redis.ping()),
-        check("kafka", services.kafka.ping()),
+        check("postgres", app.db.ping()),
+        check("redis", app.redis.ping()),
+        check("kafka", app.kafka.ping()),
     );
     let ready = postgres && redis;
     let status = if ready {
@@ -300,8 +305,8 @@ async fn check<E: std::fmt::Debug>(name: &str, probe: impl Future<Output = Resul
 
 /// Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> String {
-    state.services.db.record_pool_metrics();
-    state.services.redis.record_pool_metrics();
+    state.app.db.record_pool_metrics();
+    state.app.redis.record_pool_metrics();
     crate::metrics::record_process_metrics();
     state.metrics.render()
 }

@@ -4,6 +4,9 @@
 //! from a [`config::Config`].
 
 pub mod account;
+pub mod app;
+#[cfg(test)]
+mod architecture_tests;
 pub mod auth;
 pub mod booking;
 pub mod catalogue;
@@ -16,6 +19,7 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod payment;
+pub mod pubsub;
 pub mod queue;
 pub mod redis_store;
 pub mod seed;

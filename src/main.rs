@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    telemetry::init();
+    telemetry::init(cli.config.log_format);
     match cli.command {
         Command::Serve => {
             let app = Application::build(cli.config).await?;

@@ -2,110 +2,60 @@
 //! [`Application::build`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::auth::Authenticator;
-use crate::booking::seat_map::SeatMap;
-use crate::catalogue::ConcertDirectory;
-use crate::config::{Config, DEV_JWT_SECRET};
-use crate::db::Database;
-use crate::events::Kafka;
-use crate::graphql::{self, AppSchema};
-use crate::queue::admitter::Admitter;
-use crate::queue::{Queue, QueueBroadcast, QueueSettings};
-use crate::redis_store::RedisStore;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-/// The shared runtime: configuration and the clients of every backing service, created once.
-#[derive(Clone)]
-pub struct Services {
-    pub config: Arc<Config>,
-    pub db: Database,
-    pub redis: RedisStore,
-    pub kafka: Kafka,
-    pub auth: Authenticator,
-    pub queue: Queue,
-    pub queue_broadcast: Arc<QueueBroadcast>,
-    pub concerts: ConcertDirectory,
-    pub seat_map: SeatMap,
-}
+use crate::app::App;
+use crate::booking::expiry::consumer::{self, ExpiryHandler};
+use crate::booking::expiry::sweeper::Sweeper;
+use crate::config::Config;
+use crate::events::relay::Relay;
+use crate::graphql;
+use crate::http::AppState;
+use crate::queue::admitter::Admitter;
+use crate::redis_store::RedisStore;
 
-impl Services {
-    /// Creates the pools and the producer. None of them needs its service to be up yet.
-    pub fn connect(config: Config) -> anyhow::Result<Self> {
-        let redis = RedisStore::connect(&config)?;
-        Ok(Self {
-            db: Database::connect(&config),
-            queue: Queue::new(redis.clone(), QueueSettings::from_config(&config)),
-            queue_broadcast: Arc::default(),
-            concerts: ConcertDirectory::default(),
-            seat_map: SeatMap::new(redis.clone(), config.seat_map_cache_ttl_seconds),
-            redis,
-            kafka: Kafka::connect(&config)?,
-            auth: Authenticator::new(&config),
-            config: Arc::new(config),
-        })
+/// Starts the background work of this instance, each with the handles it uses: the queue
+/// admitter (unless QUEUE_TICK_MS is 0), the outbox relay, the expiry sweeper and consumer, the
+/// pub/sub router and the presence refresher. All stop when `cancel` fires.
+fn spawn_background(app: &App, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let config = &app.config;
+    if config.queue_tick_ms > 0 {
+        let own_pool = app.queue.with_store(RedisStore::connect_sized(config, 2)?);
+        tokio::spawn(Admitter::new(own_pool).run(cancel.clone()));
     }
-
-    /// Starts the background work of this instance: the queue admitter (unless QUEUE_TICK_MS is
-    /// 0), the tick listener and the presence refresher. All stop when `cancel` fires.
-    pub fn spawn_background(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
-        let config = &self.config;
-        if config.queue_tick_ms > 0 {
-            let own_pool = self.queue.with_store(RedisStore::connect_sized(config, 2)?);
-            tokio::spawn(Admitter::new(own_pool).run(cancel.clone()));
-        }
-        let (ticks, seat_changes) = (self.queue.ticks_channel(), self.seat_map.channel());
-        let (broadcast, seat_map) = (self.queue_broadcast.clone(), self.seat_map.clone());
-        let dispatch = move |channel: &str, payload: &[u8]| {
-            if channel == ticks {
-                broadcast.receive(payload);
-            } else if channel == seat_changes {
-                seat_map.receive(payload);
-            }
-        };
-        let channels = vec![self.queue.ticks_channel(), self.seat_map.channel()];
-        if config.outbox_relay_interval_ms > 0 {
-            tokio::spawn(crate::events::relay::run(self.clone(), cancel.clone()));
-        }
-        if config.expiry_sweep_interval_ms > 0 {
-            tokio::spawn(crate::events::sweeper::run(self.clone(), cancel.clone()));
-        }
-        if config.kafka_consumer_enabled {
-            let consumer = crate::events::consumer::create(self)?;
-            tokio::spawn(crate::events::consumer::run(
-                self.clone(),
-                consumer,
-                cancel.clone(),
-            ));
-        }
-        tokio::spawn(crate::redis_store::listen(
-            config.redis_url.clone(),
-            channels,
-            dispatch,
-            cancel.clone(),
-        ));
-        let presence_period = std::time::Duration::from_millis(
-            (config.queue_waiting_grace_seconds * 1000 / 3).max(500),
-        );
-        tokio::spawn(self.queue_broadcast.clone().run_presence(
-            self.queue.clone(),
-            presence_period,
-            cancel.clone(),
-        ));
-        Ok(())
+    if config.outbox_relay_interval_ms > 0 {
+        let relay = Relay::new(app.db.clone(), app.kafka.clone(), config);
+        tokio::spawn(relay.run(cancel.clone()));
     }
-}
-
-/// What the HTTP handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Services,
-    pub schema: AppSchema,
-    pub metrics: PrometheusHandle,
+    if config.expiry_sweep_interval_ms > 0 {
+        let sweeper = Sweeper::new(app.db.clone(), app.seat_map.clone(), config);
+        tokio::spawn(sweeper.run(cancel.clone()));
+    }
+    if config.kafka_consumer_enabled {
+        let consumer = consumer::create(config)?;
+        let handler = ExpiryHandler::new(app.db.clone(), app.seat_map.clone(), app.queue.clone());
+        tokio::spawn(consumer::run(handler, consumer, cancel.clone()));
+    }
+    let (queue, broadcast, seat_map) = (
+        app.queue.clone(),
+        app.queue_broadcast.clone(),
+        app.seat_map.clone(),
+    );
+    let (redis_url, router_cancel) = (config.redis_url.clone(), cancel.clone());
+    tokio::spawn(async move {
+        crate::pubsub::route(redis_url, &queue, broadcast, seat_map, router_cancel).await;
+    });
+    let presence_period =
+        std::time::Duration::from_millis((config.queue_waiting_grace_seconds * 1000 / 3).max(500));
+    tokio::spawn(app.queue_broadcast.clone().run_presence(
+        app.queue.clone(),
+        presence_period,
+        cancel.clone(),
+    ));
+    Ok(())
 }
 
 /// A server bound to its address, ready to run.
@@ -122,25 +72,25 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install_recorder();
         let listener = TcpListener::bind(config.bind_addr).await?;
-        if config.jwt_secret == DEV_JWT_SECRET {
+        if config.uses_dev_jwt_secret() {
             tracing::warn!(
                 "JWT_SECRET is the development default: set it in every real deployment"
             );
         }
-        let services = Services::connect(config)?;
+        let app = App::connect(config)?;
         // Kafka is not needed to serve: holds, payments and expiry write the outbox, which waits
         // for the broker, and the relay creates missing topics when it is back. An instance
         // (re)started during a broker outage must still come up.
-        if let Err(err) = services.kafka.ensure_topics().await {
+        if let Err(err) = app.kafka.ensure_topics().await {
             tracing::warn!(error = %err, "Kafka is unreachable at start-up; serving without it until it is back");
         }
         let background = CancellationToken::new();
-        services.spawn_background(&background)?;
-        let schema = graphql::build_schema(services.clone());
+        spawn_background(&app, &background)?;
+        let schema = graphql::build_schema(app.clone());
         Ok(Self {
             listener,
             state: AppState {
-                services,
+                app,
                 schema,
                 metrics,
             },

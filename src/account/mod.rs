@@ -74,21 +74,42 @@ impl User {
             .load(conn)
             .await
     }
+}
 
-    /// The newest `limit` reservations, newest first.
-    pub async fn reservations(
-        conn: &mut diesel_async::AsyncPgConnection,
-        id: UserId,
-        limit: i64,
-    ) -> QueryResult<Vec<crate::booking::Reservation>> {
-        use crate::db::schema::reservations;
-        use diesel_async::RunQueryDsl;
-        reservations::table
-            .filter(reservations::user_id.eq(id))
-            .order(reservations::id.desc())
-            .limit(limit)
-            .select(crate::booking::Reservation::as_select())
-            .load(conn)
-            .await
+/// Adds `delta` points (negative: takes them) to a balance and writes the ledger entry, on the
+/// caller's connection. Returns the balance after, or `None` when the user does not exist or,
+/// for a debit, has fewer points than it takes (the balance never goes below zero).
+pub async fn record(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user: UserId,
+    delta: i64,
+    reason: LedgerReason,
+    reservation_id: Option<ReservationId>,
+) -> QueryResult<Option<i64>> {
+    use diesel_async::RunQueryDsl;
+    let balance_after: Option<i64> = diesel::update(
+        users::table
+            .find(user)
+            .filter(users::points.ge(delta.min(0).saturating_neg())),
+    )
+    .set(users::points.eq(users::points + delta))
+    .returning(users::points)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(balance_after) = balance_after
+        && delta != 0
+    {
+        diesel::insert_into(point_ledger::table)
+            .values(NewLedgerEntry {
+                user_id: user,
+                delta,
+                reason,
+                reservation_id,
+                balance_after,
+            })
+            .execute(conn)
+            .await?;
     }
+    Ok(balance_after)
 }

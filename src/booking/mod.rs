@@ -2,8 +2,9 @@
 //! under a stampede nobody waits behind another fan's lock — each request either gets every seat
 //! it asked for at once, or is told at once that they are gone, and holds nothing.
 
+mod cancel;
 pub mod expiry;
-pub mod models;
+pub mod reservation;
 pub mod seat_map;
 
 use std::time::{Duration, Instant};
@@ -13,16 +14,52 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::auth::Viewer;
-use crate::catalogue::Seat;
+use crate::catalogue::directory::ConcertDirectory;
+use crate::catalogue::{Seat, seat_is_free};
+use crate::config::Config;
+use crate::db::Database;
 use crate::db::enums::{ReservationStatus, SeatStatus};
-use crate::db::schema::{outbox, reservation_seats, reservations, seats};
+use crate::db::error::violates_unique;
+use crate::db::schema::{reservation_seats, reservations, seats};
 use crate::error::{AppError, AppResult};
+use crate::events::outbox::{self, Event, SeatsHeld};
 use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
 use crate::metrics as m;
-use crate::startup::Services;
+use crate::queue::Queue;
 
-pub use models::Reservation;
-use seat_map::SeatChange;
+pub use reservation::Reservation;
+use seat_map::{SeatChange, SeatMap};
+
+/// What holds and cancellations use: the database, the schedule → concert directory, the queue
+/// that guards holds, the seat map they change, and the hold settings.
+#[derive(Clone)]
+pub struct Booking {
+    db: Database,
+    concerts: ConcertDirectory,
+    queue: Queue,
+    seat_map: SeatMap,
+    hold_ttl: Duration,
+    hold_max_seats: u32,
+}
+
+impl Booking {
+    pub fn new(
+        db: Database,
+        concerts: ConcertDirectory,
+        queue: Queue,
+        seat_map: SeatMap,
+        config: &Config,
+    ) -> Self {
+        Self {
+            db,
+            concerts,
+            queue,
+            seat_map,
+            hold_ttl: Duration::from_secs(config.hold_ttl_seconds),
+            hold_max_seats: config.hold_max_seats,
+        }
+    }
+}
 
 /// Which seats a hold wants.
 #[derive(Debug, Clone)]
@@ -49,54 +86,54 @@ impl SeatChoice {
     }
 }
 
-/// Holds seats of `schedule` for the viewer, who needs an ACTIVE queue token for its concert.
-pub async fn hold(
-    services: &Services,
-    viewer: Viewer,
-    queue_token: Option<&str>,
-    schedule_id: ScheduleId,
-    choice: SeatChoice,
-) -> AppResult<Reservation> {
-    validate(&choice, services.config.hold_max_seats)?;
-    let concert = services
-        .concerts
-        .concert_of(&services.db, schedule_id)
-        .await?
-        .ok_or(AppError::NotFound("schedule"))?;
-    services
-        .queue
-        .require_active(viewer, concert, queue_token)
-        .await?;
-    let mut conn = services.db.conn().await?;
+impl Booking {
+    /// Holds seats of `schedule` for the viewer, who needs an ACTIVE queue token for its concert.
+    pub async fn hold(
+        &self,
+        viewer: Viewer,
+        queue_token: Option<&str>,
+        schedule_id: ScheduleId,
+        choice: SeatChoice,
+    ) -> AppResult<Reservation> {
+        validate(&choice, self.hold_max_seats)?;
+        let concert = self
+            .concerts
+            .concert_of(&self.db, schedule_id)
+            .await?
+            .ok_or(AppError::NotFound("schedule"))?;
+        self.queue
+            .require_active(viewer, concert, queue_token)
+            .await?;
+        let mut conn = self.db.conn().await?;
 
-    let started = Instant::now();
-    let ttl = Duration::from_secs(services.config.hold_ttl_seconds);
-    let result = crate::retry_transaction!(&mut conn, async |tx| hold_in_transaction(
-        tx,
-        viewer.user_id,
-        schedule_id,
-        &choice,
-        ttl
-    )
-    .await);
-    let outcome = match &result {
-        Ok(_) => "held",
-        Err(err) => err.code(),
-    };
-    metrics::counter!(m::HOLDS_TOTAL, "kind" => choice.outcome_label(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!(m::HOLD_DURATION_SECONDS, "kind" => choice.outcome_label())
-        .record(started.elapsed().as_secs_f64());
-    let (reservation, seat_ids) = result?;
-    services
-        .seat_map
-        .changed(SeatChange {
+        let started = Instant::now();
+        let ttl = self.hold_ttl;
+        let result = crate::retry_transaction!(&mut conn, async |tx| hold_in_transaction(
+            tx,
+            viewer.user_id,
             schedule_id,
-            seat_ids,
-            status: SeatStatus::Held,
-        })
-        .await;
-    Ok(reservation)
+            &choice,
+            ttl
+        )
+        .await);
+        let outcome = match &result {
+            Ok(_) => "held",
+            Err(err) => err.code(),
+        };
+        metrics::counter!(m::HOLDS_TOTAL, "kind" => choice.outcome_label(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(m::HOLD_DURATION_SECONDS, "kind" => choice.outcome_label())
+            .record(started.elapsed().as_secs_f64());
+        let (reservation, seat_ids) = result?;
+        self.seat_map
+            .changed(SeatChange {
+                schedule_id,
+                seat_ids,
+                status: SeatStatus::Held,
+            })
+            .await;
+        Ok(reservation)
+    }
 }
 
 fn validate(choice: &SeatChoice, max_seats: u32) -> AppResult<()> {
@@ -115,16 +152,6 @@ fn validate(choice: &SeatChoice, max_seats: u32) -> AppResult<()> {
         }
     }
     Ok(())
-}
-
-/// A seat is free when AVAILABLE, or HELD by a hold whose time ran out (the expiry sweep may not
-/// have reached it yet; it must not keep the seat from a fan who wants it now).
-macro_rules! seat_is_free {
-    () => {
-        seats::status.eq(SeatStatus::Available).or(seats::status
-            .eq(SeatStatus::Held)
-            .and(seats::held_until.lt(diesel::dsl::now)))
-    };
 }
 
 async fn hold_in_transaction(
@@ -151,7 +178,7 @@ async fn hold_in_transaction(
             seats::table
                 .filter(seats::id.eq_any(ids))
                 .filter(seats::schedule_id.eq(schedule))
-                .filter(seat_is_free!())
+                .filter(seat_is_free())
                 .order(seats::id)
                 .select(Seat::as_select())
                 .for_update()
@@ -162,7 +189,7 @@ async fn hold_in_transaction(
         SeatChoice::BestAvailable(count) => {
             seats::table
                 .filter(seats::schedule_id.eq(schedule))
-                .filter(seat_is_free!())
+                .filter(seat_is_free())
                 .order((seats::grade, seats::number))
                 .limit(i64::from(*count))
                 .select(Seat::as_select())
@@ -196,7 +223,7 @@ async fn hold_in_transaction(
 
     let expires_at = Utc::now() + ttl;
     let reservation: Reservation = diesel::insert_into(reservations::table)
-        .values(models::NewReservation {
+        .values(reservation::NewReservation {
             user_id: user,
             schedule_id: schedule,
             status: ReservationStatus::Held,
@@ -206,18 +233,16 @@ async fn hold_in_transaction(
         .returning(Reservation::as_returning())
         .get_result(conn)
         .await
-        .map_err(|err| match err {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                ref info,
-            ) if info.constraint_name() == Some("reservations_one_hold_per_user_schedule") => {
+        .map_err(|err| {
+            if violates_unique(&err, "reservations_one_hold_per_user_schedule") {
                 AppError::HoldAlreadyExists
+            } else {
+                err.into()
             }
-            other => other.into(),
         })?;
-    let rows: Vec<models::NewReservationSeat> = seat_ids
+    let rows: Vec<reservation::NewReservationSeat> = seat_ids
         .iter()
-        .map(|&seat_id| models::NewReservationSeat {
+        .map(|&seat_id| reservation::NewReservationSeat {
             reservation_id: reservation.id,
             seat_id,
             status: ReservationStatus::Held,
@@ -235,13 +260,14 @@ async fn hold_in_transaction(
         ))
         .execute(conn)
         .await?;
-    write_event(
-        conn,
-        "seats.held",
-        schedule,
-        serde_json::json!({ "reservation_id": reservation.id, "schedule_id": schedule, "user_id": user, "seat_ids": seat_ids, "expires_at": expires_at }),
-    )
-    .await?;
+    let held = Event::SeatsHeld(SeatsHeld {
+        reservation_id: reservation.id,
+        schedule_id: schedule,
+        user_id: user,
+        seat_ids: seat_ids.clone(),
+        expires_at,
+    });
+    outbox::append(conn, schedule, &held).await?;
     Ok((reservation, seat_ids))
 }
 
@@ -292,22 +318,4 @@ pub(crate) async fn set_seats_of(
         .get_results(conn)
         .await?;
     Ok(changed)
-}
-
-/// Appends an event to the transactional outbox, to be relayed to Kafka.
-pub(crate) async fn write_event(
-    conn: &mut AsyncPgConnection,
-    event_type: &str,
-    schedule: ScheduleId,
-    payload: serde_json::Value,
-) -> AppResult<()> {
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::event_type.eq(event_type),
-            outbox::partition_key.eq(schedule.to_string()),
-            outbox::payload.eq(payload),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
 }

@@ -1,5 +1,8 @@
 //! The catalogue: concerts, their schedules (performances) and the seats of each schedule.
-//! Every query takes a slice of ids so that GraphQL dataloaders can batch them.
+//! Every query takes a slice of ids so that GraphQL dataloaders can batch them. The
+//! [`directory`] remembers which concerts exist and which concert a schedule belongs to.
+
+pub mod directory;
 
 use std::collections::HashMap;
 
@@ -45,9 +48,22 @@ pub struct Seat {
     pub held_until: Option<DateTime<Utc>>,
 }
 
+/// "Is this seat free?", in SQL: AVAILABLE, or HELD by a hold whose time ran out at or before
+/// now (the expiry sweep may not have reached it yet; it must not keep the seat from a fan who
+/// wants it now). Every query that asks uses this expression; [`Seat::effective_status`] says
+/// the same of a loaded row.
+#[diesel::dsl::auto_type]
+pub fn seat_is_free() -> _ {
+    let available: SeatStatus = SeatStatus::Available;
+    let held: SeatStatus = SeatStatus::Held;
+    seats::status.eq(available).or(seats::status
+        .eq(held)
+        .and(seats::held_until.le(diesel::dsl::now)))
+}
+
 impl Seat {
-    /// The status a fan should see: a hold that ran out no longer keeps the seat, even before
-    /// the expiry sweep has reset it.
+    /// The status a fan should see: a hold that ran out (at or before `now`, as in
+    /// [`seat_is_free`]) no longer keeps the seat, even before the expiry sweep has reset it.
     pub fn effective_status(&self, now: DateTime<Utc>) -> SeatStatus {
         match (self.status, self.held_until) {
             (SeatStatus::Held, Some(until)) if until <= now => SeatStatus::Available,
@@ -109,95 +125,6 @@ impl Concert {
     }
 }
 
-/// Whether concerts exist, remembered for a short while: entering a queue is the hottest write of
-/// an on-sale and must not hit PostgreSQL each time. A concert created after a miss for its id
-/// is known within `CONCERT_CACHE_TTL`.
-///
-/// It also remembers which concert a schedule belongs to (that never changes), so the guard of
-/// holds and payments needs no query to find the queue a request must be ACTIVE in.
-#[derive(Clone)]
-pub struct ConcertDirectory {
-    known: moka::future::Cache<ConcertId, bool>,
-    concert_of: moka::future::Cache<ScheduleId, Option<ConcertId>>,
-}
-
-const CONCERT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl Default for ConcertDirectory {
-    fn default() -> Self {
-        Self {
-            known: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CONCERT_CACHE_TTL)
-                .build(),
-            // A miss (no such schedule) is forgotten after the TTL, like an unknown concert.
-            concert_of: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CONCERT_CACHE_TTL)
-                .build(),
-        }
-    }
-}
-
-impl ConcertDirectory {
-    /// True when the concert exists. Concurrent misses for one id share a single query.
-    pub async fn exists(
-        &self,
-        db: &crate::db::Database,
-        id: ConcertId,
-    ) -> crate::error::AppResult<bool> {
-        self.known
-            .try_get_with(id, async {
-                let mut conn = db.conn().await?;
-                let found = Concert::by_ids(&mut conn, &[id]).await?;
-                Ok::<_, crate::error::AppError>(found.contains_key(&id))
-            })
-            .await
-            .map_err(shared_error)
-    }
-
-    /// The concert of a schedule (`None`: no such schedule). Concurrent misses share a query.
-    pub async fn concert_of(
-        &self,
-        db: &crate::db::Database,
-        schedule: ScheduleId,
-    ) -> crate::error::AppResult<Option<ConcertId>> {
-        self.concert_of
-            .try_get_with(schedule, async {
-                let mut conn = db.conn().await?;
-                Ok::<_, crate::error::AppError>(Schedule::concert_of(&mut conn, schedule).await?)
-            })
-            .await
-            .map_err(shared_error)
-    }
-
-    /// [`ConcertDirectory::concert_of`] for a caller inside a transaction: a miss is read on the
-    /// caller's own connection. Holding a pooled connection while waiting for a second one would
-    /// let a cold cache starve the pool (every transaction waiting for the one that loads).
-    pub async fn concert_of_on(
-        &self,
-        conn: &mut AsyncPgConnection,
-        schedule: ScheduleId,
-    ) -> crate::error::AppResult<Option<ConcertId>> {
-        self.concert_of
-            .try_get_with(schedule, async {
-                Ok::<_, crate::error::AppError>(Schedule::concert_of(conn, schedule).await?)
-            })
-            .await
-            .map_err(shared_error)
-    }
-}
-
-/// The error of a cache load that several callers waited for, for each of them.
-fn shared_error(err: std::sync::Arc<crate::error::AppError>) -> crate::error::AppError {
-    match &*err {
-        crate::error::AppError::Unavailable(_) => {
-            crate::error::AppError::Unavailable(anyhow::anyhow!("{err}"))
-        }
-        _ => crate::error::AppError::Internal(anyhow::anyhow!("{err}")),
-    }
-}
-
 impl Schedule {
     /// The concert a schedule belongs to (`None`: no such schedule).
     pub async fn concert_of(
@@ -249,11 +176,7 @@ impl Seat {
     ) -> QueryResult<HashMap<ScheduleId, i64>> {
         let rows: Vec<(ScheduleId, i64)> = seats::table
             .filter(seats::schedule_id.eq_any(schedule_ids))
-            .filter(
-                seats::status.eq(SeatStatus::Available).or(seats::status
-                    .eq(SeatStatus::Held)
-                    .and(seats::held_until.le(diesel::dsl::now))),
-            )
+            .filter(seat_is_free())
             .group_by(seats::schedule_id)
             .select((seats::schedule_id, diesel::dsl::count_star()))
             .load(conn)

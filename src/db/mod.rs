@@ -2,6 +2,7 @@
 //! statement counting, and the embedded migrations.
 
 pub mod enums;
+pub mod error;
 pub mod retry;
 pub mod schema;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 
 use crate::error::AppError;
 use crate::metrics as m;
@@ -46,12 +46,7 @@ pub async fn settle<T>(result: Result<T, AppError>, attempt: u32) -> Option<Resu
 }
 
 fn is_transient(cause: &anyhow::Error) -> bool {
-    match cause.downcast_ref::<DieselError>() {
-        Some(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
-        Some(DieselError::DatabaseError(_, info)) => {
-            let message = info.message();
-            message.contains("deadlock detected") || message.contains("lock timeout")
-        }
-        _ => false,
-    }
+    cause
+        .downcast_ref::<DieselError>()
+        .is_some_and(crate::db::error::is_transient)
 }

@@ -4,10 +4,11 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
 use crate::account::{LedgerEntry, User};
+use crate::booking::Reservation;
 use crate::db::enums::LedgerReason;
 use crate::error::AppError;
-use crate::graphql::booking::ReservationObject;
-use crate::graphql::{services, viewer};
+use crate::graphql::context::{app, viewer};
+use crate::graphql::reservations::ReservationObject;
 
 const MAX_PAGE: i32 = 100;
 
@@ -19,7 +20,7 @@ impl AccountQuery {
     /// You: balance, point ledger and reservations.
     async fn me(&self, ctx: &Context<'_>) -> Result<AccountObject> {
         let viewer = viewer(ctx)?;
-        let mut conn = services(ctx).db.conn().await?;
+        let mut conn = app(ctx).db.conn().await?;
         let user = User::find(&mut conn, viewer.user_id)
             .await
             .map_err(AppError::from)?
@@ -61,7 +62,7 @@ impl AccountObject {
         ctx: &Context<'_>,
         #[graphql(default = 20)] limit: i32,
     ) -> Result<Vec<LedgerEntryObject>> {
-        let mut conn = services(ctx).db.conn().await?;
+        let mut conn = app(ctx).db.conn().await?;
         let entries = User::ledger(&mut conn, self.0.id, page(limit)?)
             .await
             .map_err(AppError::from)?;
@@ -74,8 +75,8 @@ impl AccountObject {
         ctx: &Context<'_>,
         #[graphql(default = 20)] limit: i32,
     ) -> Result<Vec<ReservationObject>> {
-        let mut conn = services(ctx).db.conn().await?;
-        let reservations = User::reservations(&mut conn, self.0.id, page(limit)?)
+        let mut conn = app(ctx).db.conn().await?;
+        let reservations = Reservation::of_user(&mut conn, self.0.id, page(limit)?)
             .await
             .map_err(AppError::from)?;
         Ok(reservations.into_iter().map(ReservationObject).collect())

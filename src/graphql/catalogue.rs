@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::enums::{SeatGrade, SeatStatus};
 use crate::error::AppError;
-use crate::graphql::{loaders, services};
+use crate::graphql::context::{app, loaders};
 use crate::ids::{ConcertId, ScheduleId};
 
 /// Largest page of `concerts`.
@@ -31,7 +31,7 @@ impl CatalogueQuery {
             ))
             .into());
         }
-        let mut conn = services(ctx).db.conn().await?;
+        let mut conn = app(ctx).db.conn().await?;
         let concerts = Concert::list(&mut conn, limit.into(), offset.into())
             .await
             .map_err(AppError::from)?;

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::booking::Reservation;
-use crate::booking::models::Payment;
 use crate::booking::seat_map::SeatMap;
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::Database;
 use crate::error::AppError;
 use crate::ids::{ConcertId, ReservationId, ScheduleId};
-use crate::startup::Services;
+use crate::payment::models::Payment;
 
 /// A loader's failure, shared by every field that waited for the batch.
 #[derive(Clone)]
@@ -46,8 +45,7 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(services: &Services) -> Self {
-        let db = &services.db;
+    pub fn new(db: &Database, seat_map: &SeatMap) -> Self {
         fn loader<T: Send + Sync + 'static>(inner: T) -> Arc<DataLoader<T>> {
             Arc::new(DataLoader::new(inner, tokio::spawn).max_batch_size(MAX_BATCH))
         }
@@ -55,11 +53,8 @@ impl Loaders {
             concerts: loader(ConcertsById(db.clone())),
             schedules: loader(SchedulesById(db.clone())),
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
-            seats_by_schedule: loader(SeatsBySchedule(db.clone(), services.seat_map.clone())),
-            available_by_schedule: loader(AvailableBySchedule(
-                db.clone(),
-                services.seat_map.clone(),
-            )),
+            seats_by_schedule: loader(SeatsBySchedule(db.clone(), seat_map.clone())),
+            available_by_schedule: loader(AvailableBySchedule(db.clone(), seat_map.clone())),
             seats_by_reservation: loader(SeatsByReservation(db.clone())),
             payment_by_reservation: loader(PaymentByReservation(db.clone())),
         }

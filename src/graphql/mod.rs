@@ -2,19 +2,22 @@
 //! Resolvers stay thin: parse arguments, call one service function, convert the result.
 
 mod account;
-mod booking;
 pub(crate) mod catalogue;
+pub mod context;
 mod extension;
+mod holds;
 pub mod loaders;
+mod payments;
+mod points;
 mod queue;
+mod reservations;
+mod seat_changes;
 
-use async_graphql::{Context, MergedObject, MergedSubscription, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
-use crate::auth::{Identity, Viewer};
-use crate::config::Config;
-use crate::error::AppError;
-use crate::startup::Services;
+use crate::app::App;
 
+pub use context::QueueTokenHeader;
 pub use loaders::Loaders;
 
 /// Read operations. Each area of the API contributes its own query object.
@@ -29,55 +32,43 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     queue::QueueMutation,
-    booking::BookingMutation,
-    booking::PaymentMutation,
+    holds::HoldMutation,
+    payments::PaymentMutation,
+    points::PointsMutation,
+    reservations::ReservationMutation,
 );
 
 /// Pushed updates, over the websocket at `/graphql/ws`.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(queue::QueueSubscription, booking::BookingSubscription);
+pub struct Subscription(
+    queue::QueueSubscription,
+    seat_changes::SeatChangeSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-fn builder(config: &Config) -> SchemaBuilder<Query, Mutation, Subscription> {
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
-    .limit_depth(config.graphql_max_depth)
-    .limit_complexity(config.graphql_max_complexity)
-    .limit_directives(config.graphql_max_directives)
-    .extension(extension::Observability)
 }
 
-/// The schema served by this instance.
-pub fn build_schema(services: Services) -> AppSchema {
-    let config = services.config.clone();
-    builder(&config).data(services).finish()
+/// The schema served by this instance, with the configured limits.
+pub fn build_schema(app: App) -> AppSchema {
+    let config = app.config.clone();
+    builder()
+        .limit_depth(config.graphql_max_depth)
+        .limit_complexity(config.graphql_max_complexity)
+        .limit_directives(config.graphql_max_directives)
+        .extension(extension::Observability)
+        .data(app)
+        .finish()
 }
 
-/// The schema in SDL, as committed in `schema.graphql`.
+/// The schema in SDL, as committed in `schema.graphql`. Limits do not change the schema, so no
+/// configuration is read.
 pub fn sdl() -> String {
-    let config = Config::from_env().expect("default configuration always parses");
-    builder(&config).finish().sdl()
-}
-
-fn services<'a>(ctx: &Context<'a>) -> &'a Services {
-    ctx.data_unchecked::<Services>()
-}
-
-/// The `Queue-Token` header of an HTTP request, for operations that need an ACTIVE token.
-#[derive(Debug, Clone)]
-pub struct QueueTokenHeader(pub Option<String>);
-
-/// The authenticated caller, or `UNAUTHENTICATED`.
-fn viewer(ctx: &Context<'_>) -> Result<Viewer, AppError> {
-    ctx.data_opt::<Identity>()
-        .unwrap_or(&Identity::Anonymous)
-        .viewer()
-}
-
-fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
-    ctx.data_unchecked::<Loaders>()
+    builder().finish().sdl()
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 
 use crate::error::AppError;
-use crate::graphql::{services, viewer};
+use crate::graphql::context::{app, viewer};
 use crate::ids::ConcertId;
 use crate::queue::{QueueState, QueueStatus, watch::watch_status};
 
@@ -18,7 +18,7 @@ impl QueueQuery {
     async fn queue_status(&self, ctx: &Context<'_>, token: String) -> Result<QueueStatusObject> {
         let viewer = viewer(ctx)?;
         Ok(QueueStatusObject(
-            services(ctx).queue.status(viewer, &token).await?,
+            app(ctx).queue.status(viewer, &token).await?,
         ))
     }
 }
@@ -33,12 +33,12 @@ impl QueueMutation {
     async fn enter_queue(&self, ctx: &Context<'_>, concert_id: ID) -> Result<QueueStatusObject> {
         let viewer = viewer(ctx)?;
         let concert_id = ConcertId::parse(&concert_id)?;
-        let services = services(ctx);
-        if !services.concerts.exists(&services.db, concert_id).await? {
+        let app = app(ctx);
+        if !app.concerts.exists(&app.db, concert_id).await? {
             return Err(AppError::NotFound("concert").into());
         }
         Ok(QueueStatusObject(
-            services.queue.enter(viewer, concert_id).await?,
+            app.queue.enter(viewer, concert_id).await?,
         ))
     }
 }
@@ -56,10 +56,10 @@ impl QueueSubscription {
         token: String,
     ) -> Result<impl Stream<Item = Result<QueueStatusObject>>> {
         let viewer = viewer(ctx)?;
-        let services = services(ctx);
+        let app = app(ctx);
         let stream = watch_status(
-            services.queue.clone(),
-            services.queue_broadcast.clone(),
+            app.queue.clone(),
+            app.queue_broadcast.clone(),
             viewer,
             token,
         );

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::AppResult;
 use crate::ids::ConcertId;
 use crate::metrics as m;
-use crate::queue::{Keys, Queue, Tick, now_ms, unavailable};
+use crate::queue::broadcast::Tick;
+use crate::queue::{Keys, Queue, now_ms, unavailable};
 
 pub struct Admitter {
     queue: Queue,

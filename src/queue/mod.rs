@@ -23,8 +23,6 @@ use crate::ids::{ConcertId, UserId};
 use crate::metrics as m;
 use crate::redis_store::{RedisConn, RedisStore};
 
-pub use broadcast::{QueueBroadcast, Tick};
-
 /// Where a token is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 #[graphql(name = "QueueTokenStatus")]

@@ -7,7 +7,8 @@ use futures::Stream;
 
 use crate::auth::Viewer;
 use crate::error::AppResult;
-use crate::queue::{Queue, QueueBroadcast, QueueState, QueueStatus, QueueToken};
+use crate::queue::broadcast::QueueBroadcast;
+use crate::queue::{Queue, QueueState, QueueStatus, QueueToken};
 
 /// Yields the token's status now and again whenever it changes; ends once the token expired.
 pub fn watch_status(

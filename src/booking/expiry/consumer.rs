@@ -16,12 +16,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::booking::expiry::{self, ExpiredHold};
-use crate::booking::seat_map::SeatChange;
+use crate::booking::seat_map::{SeatChange, SeatMap};
+use crate::config::Config;
+use crate::db::Database;
 use crate::db::enums::SeatStatus;
 use crate::error::AppResult;
 use crate::ids::{ScheduleId, SeatId};
 use crate::metrics as m;
-use crate::startup::Services;
+use crate::queue::Queue;
 
 /// Most events handled in one batch (one UPDATE, one seat-map change per schedule).
 const MAX_BATCH: usize = 500;
@@ -32,8 +34,18 @@ const QUEUE_CALLS_IN_FLIGHT: usize = 16;
 /// How often consumer lag is measured (one watermark request per assigned partition).
 const LAG_PERIOD: Duration = Duration::from_secs(1);
 
-pub fn create(services: &Services) -> anyhow::Result<StreamConsumer> {
-    let config = &services.config;
+/// What handling expired holds uses: the database, the seat map to tell, the queue whose tokens
+/// end.
+#[derive(Clone)]
+pub struct ExpiryHandler {
+    db: Database,
+    seat_map: SeatMap,
+    queue: Queue,
+}
+
+/// The Kafka consumer of `seats.expired`, in the configured group. Creating it does not need the
+/// broker to be up.
+pub fn create(config: &Config) -> anyhow::Result<StreamConsumer> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka_brokers)
         .set("group.id", &config.kafka_consumer_group)
@@ -84,7 +96,7 @@ impl Drop for ClosedOffRuntime {
 }
 
 /// Consumes until cancelled, then commits the stored offsets.
-pub async fn run(services: Services, consumer: StreamConsumer, cancel: CancellationToken) {
+pub async fn run(handler: ExpiryHandler, consumer: StreamConsumer, cancel: CancellationToken) {
     let consumer = Arc::new(ClosedOffRuntime(Some(consumer)));
     tokio::spawn(measure_lag(consumer.clone(), cancel.clone()));
     loop {
@@ -114,7 +126,7 @@ pub async fn run(services: Services, consumer: StreamConsumer, cancel: Cancellat
         }
         let holds: Vec<ExpiredHold> = messages.iter().filter_map(parse).collect();
         // Retry until the work is done: moving on would skip these events.
-        while let Err(err) = handle_batch(&services, &holds).await {
+        while let Err(err) = handler.handle_batch(&holds).await {
             tracing::warn!(error = %err, events = holds.len(), "releasing seats failed; retrying");
             tokio::select! {
                 () = cancel.cancelled() => return commit(&consumer),
@@ -149,68 +161,78 @@ fn parse(message: &BorrowedMessage<'_>) -> Option<ExpiredHold> {
     }
 }
 
-/// Handles one event: releases what is still held by that hold, then tells everyone. Returns the
-/// number of seats released (0 when the event was handled before).
-pub async fn handle(services: &Services, hold: &ExpiredHold) -> AppResult<usize> {
-    handle_batch(services, std::slice::from_ref(hold)).await
-}
-
-/// Handles a batch of events: one UPDATE releases every seat still held by those holds, one
-/// seat-map change per schedule tells subscribers, and each fan who lost seats has their queue
-/// token ended. Returns the number of seats released.
-pub async fn handle_batch(services: &Services, holds: &[ExpiredHold]) -> AppResult<usize> {
-    if holds.is_empty() {
-        return Ok(0);
-    }
-    let seat_ids: Vec<SeatId> = holds
-        .iter()
-        .flat_map(|hold| hold.seat_ids.clone())
-        .collect();
-    let released: HashSet<SeatId> = {
-        let mut conn = services.db.conn().await?;
-        expiry::release(&mut conn, &seat_ids)
-            .await?
-            .into_iter()
-            .collect()
-    };
-    let mut by_schedule: BTreeMap<ScheduleId, BTreeSet<SeatId>> = BTreeMap::new();
-    let mut losers = Vec::new();
-    for hold in holds {
-        let mine: Vec<SeatId> = hold
-            .seat_ids
-            .iter()
-            .filter(|seat| released.contains(seat))
-            .copied()
-            .collect();
-        let outcome = if mine.is_empty() {
-            "nothing_left"
-        } else {
-            "released"
-        };
-        metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => outcome).increment(1);
-        if mine.is_empty() {
-            continue;
+impl ExpiryHandler {
+    pub fn new(db: Database, seat_map: SeatMap, queue: Queue) -> Self {
+        Self {
+            db,
+            seat_map,
+            queue,
         }
-        let latency = (Utc::now() - hold.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!(m::EXPIRY_RELEASE_LATENCY_SECONDS).record(latency);
-        by_schedule
-            .entry(hold.schedule_id)
-            .or_default()
-            .extend(mine);
-        losers.push(hold);
     }
-    metrics::counter!(m::SEATS_RELEASED_TOTAL, "by" => "consumer").increment(released.len() as u64);
-    for (schedule_id, seat_ids) in by_schedule {
-        let change = SeatChange {
-            schedule_id,
-            seat_ids: seat_ids.into_iter().collect(),
-            status: SeatStatus::Available,
+
+    /// Handles one event: releases what is still held by that hold, then tells everyone. Returns
+    /// the number of seats released (0 when the event was handled before).
+    pub async fn handle(&self, hold: &ExpiredHold) -> AppResult<usize> {
+        self.handle_batch(std::slice::from_ref(hold)).await
+    }
+
+    /// Handles a batch of events: one UPDATE releases every seat still held by those holds, one
+    /// seat-map change per schedule tells subscribers, and each fan who lost seats has their queue
+    /// token ended. Returns the number of seats released.
+    pub async fn handle_batch(&self, holds: &[ExpiredHold]) -> AppResult<usize> {
+        if holds.is_empty() {
+            return Ok(0);
+        }
+        let seat_ids: Vec<SeatId> = holds
+            .iter()
+            .flat_map(|hold| hold.seat_ids.clone())
+            .collect();
+        let released: HashSet<SeatId> = {
+            let mut conn = self.db.conn().await?;
+            expiry::release(&mut conn, &seat_ids)
+                .await?
+                .into_iter()
+                .collect()
         };
-        services.seat_map.changed(change).await;
-    }
-    futures::stream::iter(losers)
+        let mut by_schedule: BTreeMap<ScheduleId, BTreeSet<SeatId>> = BTreeMap::new();
+        let mut losers = Vec::new();
+        for hold in holds {
+            let mine: Vec<SeatId> = hold
+                .seat_ids
+                .iter()
+                .filter(|seat| released.contains(seat))
+                .copied()
+                .collect();
+            let outcome = if mine.is_empty() {
+                "nothing_left"
+            } else {
+                "released"
+            };
+            metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => outcome).increment(1);
+            if mine.is_empty() {
+                continue;
+            }
+            let latency = (Utc::now() - hold.expires_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!(m::EXPIRY_RELEASE_LATENCY_SECONDS).record(latency);
+            by_schedule
+                .entry(hold.schedule_id)
+                .or_default()
+                .extend(mine);
+            losers.push(hold);
+        }
+        metrics::counter!(m::SEATS_RELEASED_TOTAL, "by" => "consumer")
+            .increment(released.len() as u64);
+        for (schedule_id, seat_ids) in by_schedule {
+            let change = SeatChange {
+                schedule_id,
+                seat_ids: seat_ids.into_iter().collect(),
+                status: SeatStatus::Available,
+            };
+            self.seat_map.changed(change).await;
+        }
+        futures::stream::iter(losers)
         .for_each_concurrent(QUEUE_CALLS_IN_FLIGHT, async |hold| {
-            if let Err(err) = services
+            if let Err(err) = self
                 .queue
                 .finish_for(hold.concert_id, hold.user_id)
                 .await
@@ -219,7 +241,8 @@ pub async fn handle_batch(services: &Services, holds: &[ExpiredHold]) -> AppResu
             }
         })
         .await;
-    Ok(released.len())
+        Ok(released.len())
+    }
 }
 
 /// Measures the lag every [`LAG_PERIOD`] until cancelled, also while no message arrives (so the

@@ -8,6 +8,10 @@
 //!   consumer down), so no seat is ever stuck.
 //!
 //! Until released, a seat whose hold ran out already counts as free for holds and reads AVAILABLE.
+//! The [`sweeper`] runs `sweep` and `backstop` on a timer; the [`consumer`] runs `release`.
+
+pub mod consumer;
+pub mod sweeper;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,26 +19,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::{Deserialize, Serialize};
 
-use crate::booking::write_event;
 use crate::db::enums::{ReservationStatus, SeatStatus};
 use crate::db::schema::{reservation_seats, reservations, schedules, seats};
 use crate::error::AppResult;
+use crate::events::outbox::{self, Event};
 use crate::ids::{ConcertId, ReservationId, ScheduleId, SeatId, UserId};
 
-/// The `seats.expired` event: a hold ran out unpaid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpiredHold {
-    pub reservation_id: ReservationId,
-    pub schedule_id: ScheduleId,
-    pub concert_id: ConcertId,
-    pub user_id: UserId,
-    pub seat_ids: Vec<SeatId>,
-    pub expires_at: DateTime<Utc>,
-}
-
-pub const SEATS_EXPIRED: &str = "seats.expired";
+pub use crate::events::ExpiredHold;
 
 /// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK takes
 /// their seats out of the one-live-reservation index) and writes one `seats.expired` event each.
@@ -97,8 +89,7 @@ pub async fn expire(
             seat_ids: seats_of.remove(&reservation_id).unwrap_or_default(),
             expires_at,
         };
-        let payload = serde_json::to_value(&hold).map_err(crate::error::AppError::internal)?;
-        write_event(conn, SEATS_EXPIRED, schedule_id, payload).await?;
+        outbox::append(conn, schedule_id, &Event::SeatsExpired(hold.clone())).await?;
         holds.push(hold);
     }
     Ok(holds)

@@ -1,4 +1,5 @@
-//! Rows of reservations and their seats, and the queries on them.
+//! Reservations (a hold, and the booking it becomes once paid) and their seats: the rows and
+//! the queries on them.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::{Identifiable, Insertable, Queryable, Selectable};
@@ -40,6 +41,47 @@ pub struct NewReservationSeat {
 }
 
 impl Reservation {
+    /// Locks the reservation `id` (`FOR UPDATE`, in the caller's transaction) and checks that it
+    /// belongs to `user`: `NOT_FOUND`, `NOT_OWNER` otherwise. Every change to a reservation
+    /// starts here.
+    pub async fn lock_own(
+        conn: &mut diesel_async::AsyncPgConnection,
+        id: ReservationId,
+        user: UserId,
+    ) -> crate::error::AppResult<Reservation> {
+        use crate::error::AppError;
+        use diesel::OptionalExtension;
+        use diesel_async::RunQueryDsl;
+        let reservation: Reservation = reservations::table
+            .find(id)
+            .select(Reservation::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(AppError::NotFound("reservation"))?;
+        if reservation.user_id != user {
+            return Err(AppError::NotOwner);
+        }
+        Ok(reservation)
+    }
+
+    /// The newest `limit` reservations of a user, newest first.
+    pub async fn of_user(
+        conn: &mut diesel_async::AsyncPgConnection,
+        user: UserId,
+        limit: i64,
+    ) -> QueryResult<Vec<Reservation>> {
+        use diesel_async::RunQueryDsl;
+        reservations::table
+            .filter(reservations::user_id.eq(user))
+            .order(reservations::id.desc())
+            .limit(limit)
+            .select(Reservation::as_select())
+            .load(conn)
+            .await
+    }
+
     pub async fn find(
         conn: &mut diesel_async::AsyncPgConnection,
         id: ReservationId,
@@ -73,34 +115,5 @@ impl Reservation {
             .load(conn)
             .await?;
         Ok(rows.into_iter().into_group_map())
-    }
-}
-
-/// A payment row: one per paid reservation.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = crate::db::schema::payments, check_for_backend(diesel::pg::Pg))]
-pub struct Payment {
-    pub id: i64,
-    pub reservation_id: ReservationId,
-    pub amount: i64,
-    pub created_at: DateTime<Utc>,
-}
-
-impl Payment {
-    pub async fn for_reservations(
-        conn: &mut diesel_async::AsyncPgConnection,
-        ids: &[ReservationId],
-    ) -> QueryResult<std::collections::HashMap<ReservationId, Payment>> {
-        use crate::db::schema::payments;
-        use diesel_async::RunQueryDsl;
-        let rows: Vec<Payment> = payments::table
-            .filter(payments::reservation_id.eq_any(ids))
-            .select(Payment::as_select())
-            .load(conn)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (row.reservation_id, row))
-            .collect())
     }
 }

@@ -1,0 +1,89 @@
+//! Cancellation: a fan cancels their own hold, or their paid booking, which refunds its price to
+//! their balance. The seats go back on sale in the same transaction.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::account;
+use crate::auth::Viewer;
+use crate::booking::seat_map::SeatChange;
+use crate::booking::{Booking, Reservation, set_seats_of};
+use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
+use crate::db::schema::reservations;
+use crate::error::{AppError, AppResult};
+use crate::events::outbox::{self, Event, ReservationCancelled};
+use crate::ids::{ReservationId, SeatId, UserId};
+use crate::metrics as m;
+
+impl Booking {
+    /// Cancels the viewer's reservation and frees its seats. A paid one is refunded to the
+    /// balance.
+    pub async fn cancel(
+        &self,
+        viewer: Viewer,
+        reservation_id: ReservationId,
+    ) -> AppResult<Reservation> {
+        let user = viewer.user_id;
+        let mut conn = self.db.conn().await?;
+        let result = crate::retry_transaction!(&mut conn, async |tx| cancel_in_transaction(
+            tx,
+            user,
+            reservation_id
+        )
+        .await);
+        let outcome = match &result {
+            Ok(_) => "cancelled",
+            Err(err) => err.code(),
+        };
+        metrics::counter!(m::CANCELLATIONS_TOTAL, "outcome" => outcome).increment(1);
+        let (cancelled, freed) = result?;
+        let change = SeatChange {
+            schedule_id: cancelled.schedule_id,
+            seat_ids: freed,
+            status: SeatStatus::Available,
+        };
+        self.seat_map.changed(change).await;
+        Ok(cancelled)
+    }
+}
+
+async fn cancel_in_transaction(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    reservation_id: ReservationId,
+) -> AppResult<(Reservation, Vec<SeatId>)> {
+    let reservation = Reservation::lock_own(conn, reservation_id, user).await?;
+    match reservation.status {
+        ReservationStatus::Held if reservation.expires_at > Utc::now() => {}
+        ReservationStatus::Confirmed => {
+            account::record(
+                conn,
+                user,
+                reservation.total_price,
+                LedgerReason::Refund,
+                Some(reservation_id),
+            )
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        }
+        ReservationStatus::Held | ReservationStatus::Expired => return Err(AppError::HoldExpired),
+        ReservationStatus::Cancelled => return Err(AppError::HoldCancelled),
+    }
+    let freed = set_seats_of(conn, reservation_id, SeatStatus::Available).await?;
+    let cancelled: Reservation = diesel::update(reservations::table.find(reservation_id))
+        .set((
+            reservations::status.eq(ReservationStatus::Cancelled),
+            reservations::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Reservation::as_returning())
+        .get_result(conn)
+        .await?;
+    let event = Event::ReservationCancelled(ReservationCancelled {
+        reservation_id,
+        schedule_id: reservation.schedule_id,
+        refunded: reservation.status == ReservationStatus::Confirmed,
+    });
+    outbox::append(conn, reservation.schedule_id, &event).await?;
+    Ok((cancelled, freed))
+}

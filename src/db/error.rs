@@ -1,0 +1,33 @@
+//! What a database error means to us, decided in one place: a transient conflict worth retrying,
+//! or the violation of a named constraint the caller turns into a client error.
+//!
+//! PostgreSQL says what went wrong with a SQLSTATE. diesel 2.3 and diesel-async 0.9 expose it only
+//! as a [`DatabaseErrorKind`] for eight states (serialization failure, unique violation, ...);
+//! `deadlock_detected` (40P01) and `lock_not_available` (55P03) arrive as `Unknown` with the
+//! server's message alone (exposing the SQLSTATE is diesel-rs/diesel#5232, still open). Those two
+//! are recognised by the message PostgreSQL sends for them, here and nowhere else.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// True when PostgreSQL aborted the transaction for a reason that a retry can get past:
+/// serialization failure (40001), deadlock (40P01) or lock timeout (55P03).
+pub fn is_transient(err: &DieselError) -> bool {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            message.starts_with("deadlock detected")
+                || message.starts_with("canceling statement due to lock timeout")
+        }
+        _ => false,
+    }
+}
+
+/// True when `err` is a unique violation of the constraint (or unique index) named `name`.
+pub fn violates_unique(err: &DieselError, name: &str) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some(name)
+    )
+}
