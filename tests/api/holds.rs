@@ -9,13 +9,13 @@ use diesel_async::RunQueryDsl;
 use serde_json::json;
 use tokio::sync::Barrier;
 
-use crate::helpers::{Fan, Outcome, Reservation, Scalar, TestApp, invariants, scalar};
+use crate::helpers::{Fan, Outcome, Scalar, TestApp, invariants, scalar};
 
 /// How a fan asks for seats.
 #[derive(Clone)]
 enum Choice {
     Seats(Vec<i64>),
-    BestAvailable(i64),
+    BestAvailable(u32),
 }
 
 /// One concert, one schedule of `seats` seats, `fans` fans, each with an ACTIVE queue token.
@@ -28,10 +28,11 @@ async fn stage(
     (Arc::new(app), fans)
 }
 
-async fn hold(app: &TestApp, fan: &Fan, choice: Choice) -> Outcome<Reservation> {
+/// One fan's attempt, in-process (see `helpers::in_process`); answers the reservation id.
+async fn hold(app: &TestApp, fan: &Fan, choice: Choice) -> Outcome<i64> {
     match choice {
-        Choice::Seats(seats) => app.hold_seats(fan, &seats).await,
-        Choice::BestAvailable(count) => app.hold_best_available(fan, count).await,
+        Choice::Seats(seats) => app.hold_seats_in_process(fan, &seats).await,
+        Choice::BestAvailable(count) => app.hold_best_available_in_process(fan, count).await,
     }
 }
 
@@ -40,7 +41,7 @@ async fn stampede(
     app: &Arc<TestApp>,
     fans: &[Fan],
     choice_of: impl Fn(i64) -> Choice,
-) -> Vec<(i64, Outcome<Reservation>)> {
+) -> Vec<(i64, Outcome<i64>)> {
     let barrier = Arc::new(Barrier::new(fans.len()));
     let tasks: Vec<_> = fans
         .iter()
@@ -65,7 +66,7 @@ async fn assert_consistent(app: &TestApp) {
     app.assert_checks_pass(invariants::SEATS).await;
 }
 
-fn codes<'a>(results: impl Iterator<Item = &'a Outcome<Reservation>>) -> HashSet<&'a str> {
+fn codes<'a>(results: impl Iterator<Item = &'a Outcome<i64>>) -> HashSet<&'a str> {
     results
         .filter_map(|result| result.as_ref().err().map(String::as_str))
         .collect()
@@ -130,7 +131,7 @@ async fn five_hundred_best_available_on_fifty_seats_hold_exactly_fifty() {
 
     let results = stampede(&app, &fans, |_| Choice::BestAvailable(1)).await;
 
-    let held: Vec<&Reservation> = results
+    let held: Vec<&i64> = results
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())
         .collect();

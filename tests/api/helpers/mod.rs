@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod in_process;
 pub mod invariants;
 pub mod outage;
 pub mod schema;
@@ -22,9 +23,10 @@ pub use stage::{CONCERT, Fan, SCHEDULE};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use concert_reservation::app::App;
 use concert_reservation::config::Config;
 use concert_reservation::seed::{self, SeedOptions, SeedSummary};
-use concert_reservation::startup::{Application, Services};
+use concert_reservation::startup::Application;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -72,8 +74,8 @@ pub async fn scalar(app: &TestApp, sql: &str) -> i64 {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub config: Config,
-    /// The server's services, for the helpers here only.
-    services: Services,
+    /// The server's application context, for the helpers here only.
+    context: App,
     pub client: reqwest::Client,
     database: String,
     admin_url: String,
@@ -87,8 +89,8 @@ impl TestApp {
 
     /// Spawns a server whose configuration `customize` may change first.
     pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
-        concert_reservation::telemetry::init();
         let mut config = Config::from_env().expect("test configuration parses");
+        concert_reservation::telemetry::init(config.log_format);
         let id = Uuid::new_v4().simple().to_string();
         let admin_url = database_url_for(&config.database_url, "postgres");
         let database = format!("cr_test_{id}");
@@ -112,7 +114,7 @@ impl TestApp {
             .await
             .expect("the application builds");
         let addr = app.local_addr();
-        let services = app.state().services.clone();
+        let context = app.state().app.clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -120,7 +122,7 @@ impl TestApp {
         Self {
             addr,
             config,
-            services,
+            context,
             client: reqwest::Client::new(),
             database,
             admin_url,
@@ -175,7 +177,7 @@ impl TestApp {
 
     /// A valid access token for `user`.
     pub fn token_for(&self, user: i64) -> String {
-        self.services
+        self.context
             .auth
             .issue(concert_reservation::ids::UserId(user), 3600)
     }
@@ -225,12 +227,12 @@ impl TestApp {
 
     /// The waiting queue, for tests of its own rules (admission, leases, the guard).
     pub fn queue(&self) -> &concert_reservation::queue::Queue {
-        &self.services.queue
+        &self.context.queue
     }
 
     /// One admitter tick for `concert`: up to `max` waiting fans become ACTIVE.
     pub async fn admit(&self, concert: i64, max: u32) {
-        concert_reservation::queue::admitter::Admitter::new(self.services.queue.clone())
+        concert_reservation::queue::admitter::Admitter::new(self.context.queue.clone())
             .tick(concert_reservation::ids::ConcertId(concert), max)
             .await
             .expect("admitting");
@@ -238,7 +240,7 @@ impl TestApp {
 
     /// SQL statements the server's pool has run so far.
     pub fn statements_run(&self) -> u64 {
-        self.services.db.statements_run()
+        self.context.db.statements_run()
     }
 }
 
@@ -251,7 +253,7 @@ impl Drop for TestApp {
         let database = self.database.clone();
         let redis_url = self.config.redis_url.clone();
         let prefix = self.config.redis_key_prefix.clone();
-        let kafka = self.services.kafka.clone();
+        let kafka = self.context.kafka.clone();
         // Drop cannot await; clean up on a thread with its own runtime.
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
