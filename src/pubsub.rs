@@ -20,7 +20,7 @@ pub async fn route(
     seat_map: SeatMap,
     cancel: CancellationToken,
 ) {
-    let (ticks, seat_changes) = (queue.ticks_channel(), seat_map.channel());
+    let (ticks, seat_changes) = (queue.ticks_channel(), seat_map.feed.channel().to_string());
     let channels = vec![ticks.clone(), seat_changes.clone()];
     let dispatch = move |channel: &str, payload: &[u8]| {
         if channel == ticks {

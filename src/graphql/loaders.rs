@@ -118,7 +118,7 @@ impl Loader<ScheduleId> for SeatsBySchedule {
         &self,
         ids: &[ScheduleId],
     ) -> Result<HashMap<ScheduleId, Vec<Seat>>, Self::Error> {
-        let mut maps = self.1.cached(ids).await;
+        let mut maps = self.1.maps.get(ids).await;
         let missing: Vec<ScheduleId> = ids
             .iter()
             .filter(|id| !maps.contains_key(id))
@@ -133,7 +133,7 @@ impl Loader<ScheduleId> for SeatsBySchedule {
             for id in &missing {
                 loaded.entry(*id).or_default();
             }
-            self.1.store(&loaded).await;
+            self.1.maps.put(&loaded).await;
             maps.extend(loaded);
         }
         Ok(maps)
@@ -145,7 +145,7 @@ impl Loader<ScheduleId> for AvailableBySchedule {
     type Error = LoadError;
 
     async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, i64>, Self::Error> {
-        let mut counts = self.1.cached_counts(ids);
+        let mut counts = self.1.counts.get(ids);
         let missing: Vec<ScheduleId> = ids
             .iter()
             .filter(|id| !counts.contains_key(id))
@@ -160,7 +160,7 @@ impl Loader<ScheduleId> for AvailableBySchedule {
             for id in &missing {
                 loaded.entry(*id).or_insert(0);
             }
-            self.1.store_counts(&loaded);
+            self.1.counts.put(&loaded);
             counts.extend(loaded);
         }
         Ok(counts)

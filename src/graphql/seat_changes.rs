@@ -24,7 +24,7 @@ impl SeatChangeSubscription {
         schedule_id: ID,
     ) -> Result<impl Stream<Item = SeatChangeObject>> {
         let schedule_id = ScheduleId::parse(&schedule_id)?;
-        let mut changes = app(ctx).seat_map.subscribe();
+        let mut changes = app(ctx).seat_map.feed.subscribe();
         Ok(async_stream::stream! {
             loop {
                 match changes.recv().await {

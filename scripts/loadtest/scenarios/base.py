@@ -1,0 +1,82 @@
+"""What every scenario is: its k6 script, server settings, seed and options (its environment),
+its data measurements, and its report."""
+
+from loadtest.fmt import counts, le_ms, n0
+from loadtest.report import Section, Table
+from loadtest.util import Fatal
+
+
+class Scenario:
+    name = ""
+    title = ""
+    script = ""
+    takes = ()               # options it accepts besides --profile and --instances
+    queue_concert = None     # the concert whose queue the sampler watches in Redis
+    checks_data = True       # drain the outbox, measure the data, run verify
+    has_prepare = False
+
+    def __init__(self, opts, stamp):
+        self.opts, self.stamp = opts, stamp
+        for opt, value in opts.items():
+            if value and opt not in self.takes and opt not in ("profile", "instances"):
+                raise Fatal(f"{self.name} does not take --{opt} (it takes {', '.join('--' + t for t in self.takes)})")
+        self.k6_env, self.server_env, self.seed_args = {}, {}, []
+        self.configure()
+
+    def configure(self):
+        """Sets k6_env, server_env and seed_args from the options."""
+        raise NotImplementedError
+
+    def prepare(self, run):
+        """Runs once the server is ready, before the measured k6 run."""
+
+    def during(self, run):
+        """A watcher with stop() that runs alongside the measured k6 run, or None."""
+        return None
+
+    def measures(self, run):
+        """The scenario's own counts of the data after the run ([checks.Measure])."""
+        return []
+
+    def report(self, ctx):
+        raise NotImplementedError
+
+
+def queue_settings(admit, cap, grace, active_ttl, tick=250, **extra):
+    """Server settings of a run: the queue's, the pools' (32 each), plus `extra`."""
+    env = {"QUEUE_ADMIT_PER_SECOND": admit, "QUEUE_ACTIVE_CAP": cap, "QUEUE_TICK_MS": tick,
+           "QUEUE_WAITING_GRACE_SECONDS": grace, "QUEUE_ACTIVE_TTL_SECONDS": active_ttl}
+    env.update(extra)
+    env.update(REDIS_POOL_SIZE=32, DATABASE_POOL_SIZE=32)
+    return {k: str(v) for k, v in env.items()}
+
+
+def pg_rows(pg):
+    return [["PostgreSQL deadlocks during the run (`pg_stat_database.deadlocks` delta)", n0(pg.get("deadlocks"))],
+            ["PostgreSQL transactions committed / rolled back during the run",
+             f"{n0(pg.get('xact_commit'))} / {n0(pg.get('xact_rollback'))}"]]
+
+
+def retries_row(retries):
+    return ["transactions retried (deadlock / serialization / lock timeout; `db_retries_total`)", counts(retries) if retries else "0"]
+
+
+def kv_table(rows, caption=""):
+    return Table(["metric", "value"], rows, caption)
+
+
+def section(title, *blocks):
+    return Section(title, list(blocks))
+
+
+def deadlock_goal(pg):
+    d = pg.get("deadlocks")
+    return ("deadlocks < 10 (pg_stat_database, load database)", n0(d), None if d is None else d < 10)
+
+
+def busy_k6(r):
+    return (r.get("k6_cpu") or 0) > 5
+
+
+__all__ = ["Scenario", "queue_settings", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
+           "busy_k6", "le_ms"]

@@ -1,0 +1,196 @@
+"""Scenario 1, seat reservation stampede: N fans go through the queue and race for SEATS seats of
+one schedule. Measures: exactly min(SEATS, N) holds, hold latency (the row locks are taken in it),
+failures by kind. Env: SEATS (50), MODE (seat | best | mix), MAX_ATTEMPTS (3)."""
+
+import math
+import os
+
+from loadtest.checks import Measure
+from loadtest.fmt import counts, lat_row, le_ms, ms, n0, num, pct, secs
+from loadtest.metrics import counter_by, counter_sum, hist_mean_ms, hist_quantile
+from loadtest.report import Report, Table, resources_of
+from loadtest.scenarios.base import (Scenario, busy_k6, deadlock_goal, kv_table, pg_rows, queue_settings, retries_row,
+                                     section)
+from loadtest.util import duration_seconds, positive_int
+
+ORDER = ("stampede_hold_ms", "stampede_holds_ok", "stampede_real_failed", "stampede_hold_answered", "stampede_fans_not_active")
+OPS = ("enterQueue", "queueStatus", "concert", "schedule", "holdSeats", "holdBestAvailable")
+MODES = {"seat": "`holdSeats` of one seat chosen at random among those its seat map shows AVAILABLE",
+         "best": "`holdBestAvailable(count: 1)`",
+         "mix": "odd user ids `holdSeats` of a random free-looking seat, even ones `holdBestAvailable(count: 1)`"}
+
+
+class SeatStampede(Scenario):
+    name = "seat-stampede"
+    title = "Load test: seat reservation stampede (scenario 1)"
+    script = "k6-graphql/seat-stampede.js"
+    takes = ("users", "duration")
+    queue_concert = 1
+
+    def configure(self):
+        users = positive_int("--users", self.opts.get("users") or 10000)
+        seats = positive_int("SEATS", os.environ.get("SEATS") or 50)
+        max_s = positive_int("--duration", duration_seconds(self.opts.get("duration") or 300))
+        self.expected = min(users, seats)
+        self.k6_env = {"USERS": users, "SEATS": seats, "CONCERT_ID": 1, "MAX_SECONDS": max_s}
+        self.seed_args = ["--concerts", "1", "--schedules-per-concert", "1", "--seats-per-schedule", str(seats),
+                          "--users", str(users), "--points", "1000000"]
+        # The whole crowd is admitted within a tick (admission is not measured here), so every fan
+        # reaches the seats at once; holds and tokens outlive the run, so the checks after it
+        # still see exactly the held seats.
+        self.server_env = queue_settings(20000, max(users, 10000), 60, 900, HOLD_TTL_SECONDS=900,
+                                         SEAT_MAP_CACHE_TTL_SECONDS=2)
+
+    def measures(self, run):
+        n = self.expected
+        return [
+            Measure("seats HELD (expected: every seat, or one per fan if fewer fans)", n, "select count(*) from seats where status = 'HELD'"),
+            Measure("HELD reservations", n, "select count(*) from reservations where status = 'HELD'"),
+            Measure("seats in HELD reservations", n, "select count(*) from reservation_seats rs join reservations r "
+                    "on r.id = rs.reservation_id where r.status = 'HELD'"),
+            Measure("reservations in any other state (CONFIRMED, CANCELLED, EXPIRED)", 0,
+                    "select count(*) from reservations where status <> 'HELD'"),
+            Measure("seats SOLD", 0, "select count(*) from seats where status = 'SOLD'"),
+            Measure("fans holding a seat", None, "select count(distinct user_id) from reservations where status = 'HELD'"),
+        ]
+
+    def report(self, ctx):
+        s = ctx.summary
+        users, seats = ctx.env_int("USERS", 0), ctx.env_int("SEATS", 50)
+        expected = min(users, seats)
+        r = results(s)
+        server = server_metrics(ctx.prom, ctx.pg)
+        fans_total = sum(r["fans"].values())
+        goals = [("the scenario's data checks as expected (exactly the held seats HELD, nothing sold)",
+                  f"{sum(1 for c in ctx.checks or [] if c['passed'])} of {sum(1 for c in ctx.checks or [] if c['passed'] is not None)}",
+                  ctx.checks_ok),
+                 ("every fan has one final outcome", f"{fans_total:,} of {users:,}", fans_total == users), deadlock_goal(ctx.pg)]
+        res = resources_of(ctx.samples, busy_k6)
+        data = {"load_model": load_model_data(ctx, users, seats, expected),
+                "error_accounting": "real failures = every request whose answer is not data or SEAT_UNAVAILABLE",
+                "results": r, "server_metrics": server, "resources": res}
+        return Report(
+            title=self.title, data=data, load_model=load_model_text(ctx, users), goals=goals, resources=res,
+            resources_window="while k6 was busy", plan=s.judged(ORDER), labels=labels(r, expected),
+            headline=(f"{users:,} fans went through the queue and raced for {seats} seats ({users / max(1, seats):,.0f} : 1); "
+                      f"{r['holds_ok']} holds succeeded (expected {expected}), hold P95 {ms(r['hold_latency_ms'].get('p(95)'))}, "
+                      f"P99 {ms(r['hold_latency_ms'].get('p(99)'))}, real failures {pct(r['real_failed_rate'])}."),
+            run_rows=[("error accounting", "SEAT_UNAVAILABLE is the expected answer for all but the winners: the error rate "
+                       "is over **real failures** (HTTP ≠ 200, no response, bad JSON, or any other code). `graphql_failed`, "
+                       "which counts every error answer, is shown for reference.")],
+            sections=[section("Results", kv_table(result_rows(users, r)), op_table(r["per_op"])),
+                      section("Server view", kv_table(server_rows(server)))])
+
+
+def results(s):
+    c = s.count
+    hold_codes = s.tagged("stampede_hold_other_errors", "code")
+    failed, total = s.rate_counts("stampede_real_failed")
+    per_op = {}
+    for op in OPS:
+        n = s.count(f"http_reqs{{op:{op}}}")
+        if n:
+            per_op[op] = {"requests": n, "latency_ms": s.latency(f"http_req_duration{{op:{op}}}"),
+                          "real_failed_rate": s.get(f"stampede_real_failed{{op:{op}}}", "value")}
+    return {
+        "fans": {k: c(f"stampede_fans_{k}") for k in ("held", "lost", "sold_out", "failed", "not_active")},
+        "holds_ok": c("stampede_holds_ok"), "hold_attempts": c("stampede_hold_attempts"),
+        "seat_unavailable": c("stampede_hold_seat_unavailable"), "hold_other_errors": c("stampede_hold_other_errors"),
+        "hold_errors_by_code": hold_codes, "lock_timeouts": sum(hold_codes.get(k, 0) for k in ("BUSY", "TIMEOUT")),
+        "hold_latency_ms": s.latency("stampede_hold_ms"), "hold_ok_latency_ms": s.latency("stampede_hold_ok_ms"),
+        "hold_unavailable_latency_ms": s.latency("stampede_hold_unavailable_ms"),
+        "first_hold_at_s": s.get("stampede_hold_ok_at_seconds", "min"), "last_hold_at_s": s.get("stampede_hold_ok_at_seconds", "max"),
+        "activation_seconds": s.latency("stampede_activation_seconds", ("med", "p(95)", "max")),
+        "active_at_seconds": s.latency("stampede_active_at_seconds", ("min", "med", "max")),
+        "booking_seconds": s.latency("stampede_booking_seconds", ("med", "p(95)", "p(99)", "max")),
+        "real_failed_rate": s.get("stampede_real_failed", "value"), "real_failed_count": failed, "requests": total,
+        "graphql_failed_rate": s.get("graphql_failed", "value"), "hold_answered_rate": s.get("stampede_hold_answered", "value"),
+        "errors_by_code": s.errors_by("code"), "errors_by_op": s.errors_by("op"), "per_op": per_op,
+        "bad_payloads": c("stampede_bad_payload"), "hold_already_exists": c("stampede_hold_already_exists"),
+    }
+
+
+def server_metrics(prom, pg):
+    return {
+        "hold_transaction_p50_s_le": hist_quantile(prom, "hold_duration_seconds", 0.5),
+        "hold_transaction_p95_s_le": hist_quantile(prom, "hold_duration_seconds", 0.95),
+        "hold_transaction_p99_s_le": hist_quantile(prom, "hold_duration_seconds", 0.99),
+        "hold_transaction_mean_ms": hist_mean_ms(prom, "hold_duration_seconds"),
+        "holds_by_outcome": counter_by(prom, "holds_total", "outcome"),
+        "skip_locked_misses": counter_sum(prom, "skip_locked_misses_total"),
+        "db_retries": counter_by(prom, "db_retries_total", "reason"),
+        "db_pool_wait_p99_s_le": hist_quantile(prom, "db_pool_wait_seconds", 0.99),
+        "graphql_errors_total": counter_sum(prom, "graphql_errors_total"),
+        "deadlocks": pg.get("deadlocks"), "xact_commit": pg.get("xact_commit"), "xact_rollback": pg.get("xact_rollback"),
+    }
+
+
+def load_model_data(ctx, users, seats, expected):
+    per_vu = ctx.env_int("USERS_PER_VU", 10)
+    return {"users": users, "seats": seats, "expected_holds": expected, "users_per_vu": per_vu,
+            "vus": math.ceil(users / per_vu) if users else None, "mode": ctx.k6_env.get("MODE", "seat"),
+            "max_attempts": ctx.env_int("MAX_ATTEMPTS", 3), "poll_seconds": float(ctx.k6_env.get("POLL_SECONDS", 2))}
+
+
+def load_model_text(ctx, users):
+    m = load_model_data(ctx, users, 0, 0)
+    return (f"{users:,} fans = {m['vus']:,} k6 VUs × {m['users_per_vu']} fans, all starting together. Each fan: `enterQueue` → "
+            f"`queueStatus` every {m['poll_seconds']:g} s until ACTIVE → `concert {{ schedules }}` → `schedule {{ seats }}` → "
+            f"{MODES.get(m['mode'], m['mode'])}; on SEAT_UNAVAILABLE it reloads the seat map and tries again (at most "
+            f"{m['max_attempts']} holds); a fan whose map shows no free seat stops.")
+
+
+def labels(r, expected):
+    hl = r["hold_latency_ms"]
+    return {
+        ("stampede_hold_ms", "p(95)<500"): ("reservation (hold request) latency P95 < 500 ms", ms(hl.get("p(95)"))),
+        ("stampede_hold_ms", "p(99)<5000"): ("lock acquisition P99 < 5 s (hold latency: the locks are taken in it)", ms(hl.get("p(99)"))),
+        ("stampede_holds_ok", f"count=={expected}"): (f"exactly {expected} successful holds", f"{r['holds_ok']}"),
+        ("stampede_real_failed", "rate<0.005"): ("error rate (real failures) < 0.5 %",
+                                                 f"{pct(r['real_failed_rate'])} ({n0(r['real_failed_count'])} of {r['requests']:,})"),
+        ("stampede_hold_answered", "rate>0.999"): ("lock success > 99.9 % (hold answered held or SEAT_UNAVAILABLE)", pct(r["hold_answered_rate"])),
+        ("stampede_fans_not_active", "count<1"): ("every fan got through the queue", f"{r['fans']['not_active']:,} did not"),
+    }
+
+
+def result_rows(users, r):
+    f = r["fans"]
+    other_codes = {k: v for k, v in r["hold_errors_by_code"].items() if k not in ("BUSY", "TIMEOUT")}
+    return [
+        ["fans", f"{users:,}: **{f['held']:,} got a seat**, {f['lost']:,} tried and lost, {f['sold_out']:,} saw it sold out, "
+                 f"{f['failed']:,} stopped on a failure, {f['not_active']:,} never ACTIVE"],
+        ["reservation success", f"{r['holds_ok']} of {users:,} fans = {num(100 * r['holds_ok'] / max(1, users), 2)} % (plan: 50 of 10,000 = 0.5 %)"],
+        ["hold attempts", f"{r['hold_attempts']:,}: held {r['holds_ok']}, SEAT_UNAVAILABLE {r['seat_unavailable']:,}, other errors {r['hold_other_errors']:,}"],
+        ["failure breakdown of the holds (lock timeout vs already reserved)",
+         f"already reserved (SEAT_UNAVAILABLE) {r['seat_unavailable']:,}; lock timeout (BUSY / TIMEOUT) {r['lock_timeouts']}; "
+         f"other {r['hold_other_errors'] - r['lock_timeouts']:,}" + (f" ({counts(other_codes)})" if other_codes else "")],
+        ["hold latency, every attempt, P50 / P95 / P99 / max", lat_row(r["hold_latency_ms"])],
+        ["hold latency, successful, P50 / P95 / P99 / max", lat_row(r["hold_ok_latency_ms"])],
+        ["hold latency, SEAT_UNAVAILABLE, P50 / P95 / P99 / max", lat_row(r["hold_unavailable_latency_ms"])],
+        ["when the seats went (since the start)", f"first {secs(r['first_hold_at_s'])}, last {secs(r['last_hold_at_s'])}"],
+        ["queue: enter → ACTIVE seen, P50 / P95 / max", " / ".join(secs(r["activation_seconds"].get(k)) for k in ("med", "p(95)", "max"))],
+        ["booking: ACTIVE → final answer, P50 / P95 / P99 / max", " / ".join(secs(r["booking_seconds"].get(k)) for k in ("med", "p(95)", "p(99)", "max"))],
+        ["real failures (judged)", f"{n0(r['real_failed_count'])} of {r['requests']:,} requests ({pct(r['real_failed_rate'])})"],
+        ["every error answer incl. SEAT_UNAVAILABLE (`graphql_failed`, not judged)", pct(r["graphql_failed_rate"], 2)],
+        ["errors by code", counts(r["errors_by_code"], code=True)],
+        ["errors by operation", counts(r["errors_by_op"])],
+        ["malformed answers / HOLD_ALREADY_EXISTS", f"{r['bad_payloads']} / {r['hold_already_exists']}"],
+    ]
+
+
+def op_table(per_op):
+    rows = [[op, f"{d['requests']:,}", *(ms(d["latency_ms"].get(k)) for k in ("med", "p(95)", "p(99)", "max")),
+             pct(d["real_failed_rate"])] for op, d in per_op.items()]
+    return Table(["operation", "requests", "P50", "P95", "P99", "max", "real failures"], rows, "Requests by operation:")
+
+
+def server_rows(sv):
+    return [
+        ["hold transaction time in the server (`hold_duration_seconds`, after the pool checkout) mean / P50 / P95 / P99",
+         f"{num(sv['hold_transaction_mean_ms'], 1, ' ms')} / " + " / ".join(
+             le_ms(sv[f"hold_transaction_{q}_s_le"]) for q in ("p50", "p95", "p99"))],
+        ["holds by outcome (`holds_total`)", counts(sv["holds_by_outcome"])],
+        ["lock contention: holds that could not lock every seat (`skip_locked_misses_total`)", n0(sv["skip_locked_misses"])],
+        retries_row(sv["db_retries"]),
+        ["database pool wait P99 (`db_pool_wait_seconds`)", le_ms(sv["db_pool_wait_p99_s_le"])],
+    ] + pg_rows(sv)

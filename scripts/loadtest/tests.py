@@ -1,0 +1,91 @@
+"""Unit tests of the runner's parsing and arithmetic (`scripts/load check` runs them)."""
+
+import math
+import unittest
+
+from loadtest import charts, k6, report
+from loadtest.metrics import Summary, bucket_quantile, counter_by, counter_sum, hist_buckets, parse_prometheus
+from loadtest.util import Fatal, duration_seconds
+
+METRICS = """# TYPE holds_total counter
+holds_total{outcome="held"} 12
+holds_total{outcome="seat_unavailable"} 30
+# TYPE hold_duration_seconds histogram
+hold_duration_seconds_bucket{le="0.005"} 2
+hold_duration_seconds_bucket{le="0.01"} 10
+hold_duration_seconds_bucket{le="+Inf"} 12
+hold_duration_seconds_sum 0.2
+hold_duration_seconds_count 12
+# TYPE consumer_lag gauge
+consumer_lag 3
+"""
+
+
+class Prometheus(unittest.TestCase):
+    def test_counters_by_label_and_in_total(self):
+        prom = parse_prometheus(METRICS)
+        self.assertEqual(counter_by(prom, "holds_total", "outcome"), {"held": 12, "seat_unavailable": 30})
+        self.assertEqual(counter_sum(prom, "holds_total"), 42)
+        self.assertEqual(counter_sum(prom, "consumer_lag"), 3)
+        self.assertIsNone(counter_sum(prom, "absent_total"))
+
+    def test_histogram_buckets_and_quantiles(self):
+        buckets = hist_buckets(parse_prometheus(METRICS), "hold_duration_seconds")
+        self.assertEqual(buckets, {0.005: 2, 0.01: 10, math.inf: 12})
+        self.assertEqual(bucket_quantile(buckets, 0.5), 0.01)
+        self.assertEqual(bucket_quantile(buckets, 0.99), "> 0.01")
+        self.assertAlmostEqual(bucket_quantile(buckets, 0.5, interpolate=True), 0.005 + 0.005 * 4 / 8)
+        self.assertIsNone(bucket_quantile({}, 0.5))
+
+    def test_garbage_is_no_metrics(self):
+        self.assertEqual(parse_prometheus("not { prometheus"), {})
+
+
+class K6Summary(unittest.TestCase):
+    DATA = {"metrics": {
+        "graphql_failed": {"value": 0.01, "passes": 1, "fails": 99, "thresholds": {"rate<0.005": True, "rate>=0": False}},
+        "graphql_errors{code:BUSY}": {"count": 2}, "graphql_errors{code:SEAT_UNAVAILABLE}": {"count": 5},
+        "http_reqs{window:w01}": {"count": 3}, "http_reqs{window:w00}": {"count": 4}, "http_reqs{window:w02}": {"count": 0},
+    }}
+
+    def test_judged_thresholds_leave_out_the_keep_alive_ones(self):
+        self.assertEqual(Summary(self.DATA).judged(), [("graphql_failed", "rate<0.005", False)])
+
+    def test_tagged_counts_largest_first_and_windows_in_order(self):
+        s = Summary(self.DATA)
+        self.assertEqual(list(s.errors_by("code").items()), [("SEAT_UNAVAILABLE", 5), ("BUSY", 2)])
+        self.assertEqual(s.windows("http_reqs{"), ["00", "01"])
+        self.assertEqual(s.rate_counts("graphql_failed"), (1, 100))
+
+
+class CommandLine(unittest.TestCase):
+    def test_durations(self):
+        self.assertEqual([duration_seconds(v) for v in ("300", "300s", "5m", "1h")], [300, 300, 300, 3600])
+        with self.assertRaises(Fatal):
+            duration_seconds("5 minutes")
+
+    def test_k6_env_read_back_from_its_command(self):
+        args = k6.command("/x/k6", "s.js", {"USERS": 40, "PREPARED": "/a b/p.json"}, "summary.json")
+        self.assertEqual(k6.env_of_command(" ".join(__import__("shlex").quote(a) for a in args)),
+                         {"USERS": "40", "PREPARED": "/a b/p.json"})
+
+    def test_scaled_latency_limits_keep_their_label(self):
+        labels = {("http_req_duration", "p(95)<500"): ("response time P95 < 500 ms", "12 ms")}
+        self.assertEqual(report.label_of(labels, "http_req_duration", "p(95)<5000", 10),
+                         ("response time P95 < 500 ms (× 10 here: 5000)", "12 ms"))
+        self.assertEqual(report.label_of(labels, "x", "count<1", 1), ("`x` count<1", ""))
+
+
+class Charts(unittest.TestCase):
+    def test_latency_and_rates_per_window(self):
+        series = [{"t": 1.0, "requests": 10, "latency_buckets": {"0.01": 10, "inf": 10}},
+                  {"t": 2.0, "requests": 30, "latency_buckets": {"0.01": 25, "inf": 30}}]
+        self.assertEqual(charts.rate_points(series, "requests"), [(2.0, 20.0)])
+        (t, p50, p95, p99), = charts.latency_points(series)
+        self.assertEqual(t, 2.0)
+        self.assertAlmostEqual(p50, 6.667, places=2)
+        self.assertEqual(p99, 10.0)
+
+
+if __name__ == "__main__":
+    unittest.main()

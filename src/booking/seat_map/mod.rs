@@ -1,0 +1,74 @@
+//! The seat map of each schedule as fans see it, kept fresh across instances:
+//! - [`cache`]: the maps, cached in Redis for a short TTL;
+//! - [`counts`]: free-seat counts, cached in process for the same TTL;
+//! - [`feed`]: the seat changes pushed to `seatChanges` subscribers on every instance.
+//!
+//! After every committed hold, payment, cancellation or release, [`SeatMap::changed`] drops the
+//! cached map and count and publishes the change, in one Redis round trip. A reader that loaded the
+//! map just before a change may write it back just after the invalidation; the short TTL bounds
+//! how long such a stale map or count can be served, as it does for a hold that runs out (no event
+//! until the sweeper). The hold path never trusts either: it locks the rows.
+
+pub mod cache;
+pub mod counts;
+pub mod feed;
+
+use crate::redis_store::RedisStore;
+use cache::MapCache;
+use counts::CountCache;
+use feed::ChangeFeed;
+
+pub use feed::SeatChange;
+
+#[derive(Clone)]
+pub struct SeatMap {
+    redis: RedisStore,
+    pub maps: MapCache,
+    pub counts: CountCache,
+    pub feed: ChangeFeed,
+}
+
+impl SeatMap {
+    pub fn new(redis: RedisStore, ttl_seconds: u64) -> Self {
+        Self {
+            maps: MapCache::new(redis.clone(), ttl_seconds),
+            counts: CountCache::new(ttl_seconds),
+            feed: ChangeFeed::new(redis.key("seats:changes")),
+            redis,
+        }
+    }
+
+    /// After a committed change: drops the cached map and count, and tells every instance's
+    /// subscribers.
+    pub async fn changed(&self, change: SeatChange) {
+        self.counts.invalidate(change.schedule_id);
+        let payload = serde_json::to_string(&change).expect("a seat change always serializes");
+        let mut pipe = redis::pipe();
+        pipe.del(self.maps.key(change.schedule_id))
+            .ignore()
+            .publish(self.feed.channel(), payload)
+            .ignore();
+        let result = match self.redis.conn().await {
+            Ok(mut conn) => pipe
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(err) => Err(anyhow::Error::from(err)),
+        };
+        if let Err(err) = result {
+            // The TTL still bounds staleness; subscribers miss this one change.
+            tracing::warn!(error = %err, schedule = %change.schedule_id, "could not invalidate the seat map");
+        }
+    }
+
+    /// Handles one message of the seat-change channel (from any instance, this one included).
+    pub fn receive(&self, payload: &[u8]) {
+        match serde_json::from_slice::<SeatChange>(payload) {
+            Ok(change) => {
+                self.counts.invalidate(change.schedule_id);
+                self.feed.deliver(change);
+            }
+            Err(err) => tracing::warn!(error = %err, "ignoring a malformed seat change"),
+        }
+    }
+}
