@@ -1,5 +1,5 @@
-//! Seat holds under contention, over the API: fans released together by a Barrier, then the
-//! invariants checked by `verify`.
+//! Seat holds: the rules and their codes over the API, and contention: fans released together
+//! by a Barrier (in-process, see `helpers::in_process`), then the invariants checked by `verify`.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Payments and points over the API: one charge per idempotency key even when the duplicates
-//! arrive together, exact balances under 1,000 concurrent payments, nothing charged after expiry,
-//! and nobody pays or cancels someone else's hold.
+//! arrive together, exact balances under 1,000 concurrent payments (in-process, see
+//! `helpers::in_process`), nothing charged after expiry, and nobody pays or cancels someone
+//! else's hold. The books are checked by `verify`.
 
 use std::sync::Arc;
 use std::time::Duration;
