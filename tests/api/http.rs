@@ -1,9 +1,7 @@
 //! The HTTP edge: health, readiness against the real services, metrics, CORS, GraphiQL and the
 //! websocket endpoint speaking both subscription protocols.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -169,22 +167,22 @@ async fn websocket_speaks_legacy_graphql_ws() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_websocket_message_closes_the_connection() {
     let app = TestApp::spawn_with(|config| config.max_body_bytes = 8 * 1024).await;
-    let mut socket = common::ws::connect(&app, json!({})).await;
+    let mut socket = crate::helpers::ws::connect(&app, json!({})).await;
     assert_eq!(
-        common::ws::next_json(&mut socket).await.unwrap()["type"],
+        crate::helpers::ws::next_json(&mut socket).await.unwrap()["type"],
         "connection_ack"
     );
     let huge =
         json!({ "id": "1", "type": "subscribe", "payload": { "query": "x".repeat(20 * 1024) } });
     let _ = socket.send(Message::text(huge.to_string())).await;
     assert_eq!(
-        common::ws::next_json(&mut socket).await,
+        crate::helpers::ws::next_json(&mut socket).await,
         None,
         "the server closes the connection"
     );
-    let mut fresh = common::ws::connect(&app, json!({})).await;
+    let mut fresh = crate::helpers::ws::connect(&app, json!({})).await;
     assert_eq!(
-        common::ws::next_json(&mut fresh).await.unwrap()["type"],
+        crate::helpers::ws::next_json(&mut fresh).await.unwrap()["type"],
         "connection_ack"
     );
 }

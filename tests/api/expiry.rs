@@ -1,27 +1,21 @@
 //! Hold expiry through the outbox and Kafka (tansu), against real PostgreSQL and Redis.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestApp, eventually, scalar, viewer};
-use concert_reservation::booking::expiry::ExpiredHold;
-use concert_reservation::booking::expiry::consumer;
-use concert_reservation::booking::{self, SeatChoice};
 use concert_reservation::config::Config;
-use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
-use diesel::QueryableByName;
-use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use concert_reservation::ids::SeatId;
+use diesel_async::SimpleAsyncConnection;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
-const CONCERT: ConcertId = ConcertId(1);
-const SCHEDULE: ScheduleId = ScheduleId(1);
+use crate::helpers::workers::ExpiredHold;
+use crate::helpers::{Fan, TestApp, eventually, scalar};
 
-async fn stage(users: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, Vec<String>) {
-    TestApp::with_active_fans(4, users, 1_000_000, |config| {
+/// Four seats; `fans` fans; holds run out after a second.
+async fn stage(fans: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, Vec<Fan>) {
+    TestApp::staged(4, fans, 1_000_000, |config| {
         config.hold_ttl_seconds = 1;
         customize(config);
     })
@@ -43,30 +37,22 @@ fn reader(app: &TestApp, topic: &str) -> StreamConsumer {
     reader
 }
 
-async fn hold(
-    app: &TestApp,
-    user: i64,
-    token: &str,
-    seats: &[i64],
-) -> Result<booking::Reservation, &'static str> {
-    let choice = SeatChoice::Chosen(seats.iter().copied().map(SeatId).collect());
-    app.booking()
-        .hold(viewer(user), Some(token), SCHEDULE, choice)
+async fn hold(app: &TestApp, fans: &[Fan], user: i64, seats: &[i64]) -> Result<(), String> {
+    app.hold_seats(&fans[user as usize - 1], seats)
         .await
-        .map(|held| held.reservation)
-        .map_err(|err| err.code())
+        .map(|_| ())
 }
 
 /// The full path with every worker running: sweeper → outbox → relay → Kafka → consumer.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hold_that_runs_out_is_back_on_sale_within_seconds() {
-    let (app, tokens) = stage(2, |config| {
+    let (app, fans) = stage(2, |config| {
         config.outbox_relay_interval_ms = 100;
         config.expiry_sweep_interval_ms = 200;
         config.kafka_consumer_enabled = true;
     })
     .await;
-    let expired = hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
+    let expired = app.hold_seats(&fans[0], &[1, 2]).await.unwrap();
 
     let took = eventually(
         "seats back to AVAILABLE",
@@ -101,16 +87,12 @@ async fn a_hold_that_runs_out_is_back_on_sale_within_seconds() {
         0,
         "outbox drained"
     );
-    hold(&app, 2, &tokens[1], &[1])
+    hold(&app, &fans, 2, &[1])
         .await
         .expect("the seat can be held again");
-    // Losing the hold ended the fan's queue token.
-    let token = app
-        .context
-        .queue
-        .require_active(viewer(1), CONCERT, Some(&tokens[0]))
-        .await;
-    assert_eq!(token.unwrap_err().code(), "QUEUE_TOKEN_EXPIRED");
+    // Losing the hold ended the fan's queue token: it no longer passes the guard.
+    let token = app.hold_best_available(&fans[0], 1).await;
+    assert_eq!(token.unwrap_err(), "QUEUE_TOKEN_EXPIRED");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("expiry_release_latency_seconds_bucket"),
@@ -122,34 +104,19 @@ async fn a_hold_that_runs_out_is_back_on_sale_within_seconds() {
 /// duplicates inside the batch and seats held again since are left alone.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_of_events_releases_each_holds_seats_once() {
-    let (app, tokens) = stage(4, |_| {}).await;
+    let (app, fans) = stage(4, |_| {}).await;
     for user in 1..=3 {
-        hold(&app, user, &tokens[user as usize - 1], &[user])
-            .await
-            .unwrap();
+        hold(&app, &fans, user, &[user]).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    app.sweeper().sweep_once().await.unwrap();
-    #[derive(QueryableByName)]
-    struct Payload {
-        #[diesel(sql_type = diesel::sql_types::Jsonb)]
-        payload: serde_json::Value,
-    }
-    let mut events: Vec<ExpiredHold> = diesel::sql_query(
-        "SELECT payload FROM outbox WHERE event_type = 'seats.expired' ORDER BY id",
-    )
-    .load::<Payload>(&mut app.db().await)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|row| serde_json::from_value(row.payload).unwrap())
-    .collect();
+    app.sweep_expired_holds().await;
+    let mut events = app.expired_events_in_outbox().await;
     assert_eq!(events.len(), 3);
     events.push(events[0].clone());
     // Seat 3 is held again before the events are handled.
-    hold(&app, 4, &tokens[3], &[3]).await.unwrap();
+    hold(&app, &fans, 4, &[3]).await.unwrap();
 
-    assert_eq!(app.expiry_handler().handle_batch(&events).await.unwrap(), 2);
+    assert_eq!(app.release_expired_batch(&events).await, 2);
     assert_eq!(
         scalar(
             &app,
@@ -167,39 +134,29 @@ async fn a_batch_of_events_releases_each_holds_seats_once() {
         1,
         "a seat held again is left alone"
     );
-    assert_eq!(app.expiry_handler().handle_batch(&events).await.unwrap(), 0);
+    assert_eq!(app.release_expired_batch(&events).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicated_seats_expired_event_changes_nothing() {
-    let (app, tokens) = stage(2, |_| {}).await;
-    hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
+    let (app, fans) = stage(2, |_| {}).await;
+    hold(&app, &fans, 1, &[1, 2]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    app.sweeper().sweep_once().await.unwrap();
-    let payload: serde_json::Value = {
-        #[derive(QueryableByName)]
-        struct Payload {
-            #[diesel(sql_type = diesel::sql_types::Jsonb)]
-            payload: serde_json::Value,
-        }
-        diesel::sql_query("SELECT payload FROM outbox WHERE event_type = 'seats.expired'")
-            .get_result::<Payload>(&mut app.db().await)
-            .await
-            .unwrap()
-            .payload
-    };
-    let event: ExpiredHold = serde_json::from_value(payload).unwrap();
+    app.sweep_expired_holds().await;
+    let events = app.expired_events_in_outbox().await;
+    assert_eq!(events.len(), 1);
+    let event = events[0].clone();
 
-    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 2);
+    assert_eq!(app.release_expired(&event).await, 2);
     assert_eq!(
-        app.expiry_handler().handle(&event).await.unwrap(),
+        app.release_expired(&event).await,
         0,
         "the second delivery changes nothing"
     );
 
     // Even late, after someone else holds the seat, the old event leaves it alone.
-    hold(&app, 2, &tokens[1], &[1]).await.unwrap();
-    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 0);
+    hold(&app, &fans, 2, &[1]).await.unwrap();
+    assert_eq!(app.release_expired(&event).await, 0);
     assert_eq!(
         scalar(
             &app,
@@ -228,7 +185,7 @@ async fn two_relays_never_publish_one_row_twice() {
             tokio::spawn(async move {
                 let mut published = 0;
                 loop {
-                    let n = app.relay().relay_once().await.unwrap();
+                    let n = app.relay_once().await;
                     if n == 0 {
                         return published;
                     }
@@ -263,16 +220,14 @@ async fn two_relays_never_publish_one_row_twice() {
 /// A consumer that stops resumes, in its group, after what it committed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_consumer_resumes_where_it_committed() {
-    let (app, tokens) = stage(4, |_| {}).await;
+    let (app, fans) = stage(4, |_| {}).await;
     let expire_holds = async |users: &[i64]| {
         for &user in users {
-            hold(&app, user, &tokens[user as usize - 1], &[user])
-                .await
-                .unwrap();
+            hold(&app, &fans, user, &[user]).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(1_100)).await;
-        app.sweeper().sweep_once().await.unwrap();
-        while app.relay().relay_once().await.unwrap() > 0 {}
+        app.sweep_expired_holds().await;
+        app.relay_outbox().await;
     };
     let handled = async || {
         let text = app.get("/metrics").await.text().await.unwrap();
@@ -284,11 +239,7 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
 
     expire_holds(&[1, 2]).await;
     let first = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(
-        app.expiry_handler(),
-        consumer::create(&app.config).unwrap(),
-        first.clone(),
-    ));
+    let task = app.spawn_consumer(first.clone());
     eventually(
         "the first consumer handles 2 events",
         Duration::from_secs(30),
@@ -300,11 +251,7 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
 
     expire_holds(&[3, 4]).await;
     let second = CancellationToken::new();
-    let task = tokio::spawn(consumer::run(
-        app.expiry_handler(),
-        consumer::create(&app.config).unwrap(),
-        second.clone(),
-    ));
+    let task = app.spawn_consumer(second.clone());
     eventually(
         "the second consumer handles the 2 new events",
         Duration::from_secs(30),
@@ -332,11 +279,11 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
 /// With no consumer at all, the sweeper's backstop still frees seats of holds that ran out.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_backstop_frees_seats_no_consumer_released() {
-    let (app, tokens) = stage(1, |config| config.expiry_backstop_seconds = 1).await;
-    hold(&app, 1, &tokens[0], &[3]).await.unwrap();
+    let (app, fans) = stage(1, |config| config.expiry_backstop_seconds = 1).await;
+    hold(&app, &fans, 1, &[3]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2_200)).await;
 
-    let (expired, freed) = app.sweeper().sweep_once().await.unwrap();
+    let (expired, freed) = app.sweep_expired_holds().await;
 
     assert_eq!((expired, freed), (1, 1));
     assert_eq!(
@@ -363,9 +310,9 @@ async fn the_backstop_frees_seats_no_consumer_released() {
 /// `a_restarted_consumer_resumes_where_it_committed`.
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
-    let broker = common::broker::PrivateBroker::start().await;
+    let broker = crate::helpers::broker::PrivateBroker::start().await;
     let address = broker.address();
-    let (app, tokens) = stage(2, move |config| {
+    let (app, fans) = stage(2, move |config| {
         config.kafka_brokers = address;
         config.outbox_relay_interval_ms = 200;
         config.expiry_sweep_interval_ms = 200;
@@ -374,7 +321,7 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
     .await;
     broker.cut();
 
-    hold(&app, 1, &tokens[0], &[1, 2]).await.unwrap();
+    hold(&app, &fans, 1, &[1, 2]).await.unwrap();
     eventually(
         "the hold expires without a broker",
         Duration::from_secs(10),
@@ -396,7 +343,7 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
         "the event waits in the outbox"
     );
     // Not stuck: the seat is free for the next fan at once, and the backstop frees the rest.
-    hold(&app, 2, &tokens[1], &[1])
+    hold(&app, &fans, 2, &[1])
         .await
         .expect("a seat of an expired hold is free without the consumer");
     eventually(
@@ -428,5 +375,5 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
     let event: ExpiredHold = serde_json::from_slice(message.payload().unwrap()).unwrap();
     assert_eq!(event.seat_ids, vec![SeatId(1), SeatId(2)]);
     // Late, after the backstop and a new hold: handling it changes nothing.
-    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 0);
+    assert_eq!(app.release_expired(&event).await, 0);
 }

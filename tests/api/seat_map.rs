@@ -1,43 +1,20 @@
 //! The seat map: served from a short-lived Redis cache, invalidated by every change, and changes
 //! pushed to `seatChanges` subscribers.
 
-mod common;
-
-use common::TestApp;
-use common::ws::{connect, next_json, subscribe};
-use concert_reservation::auth::Viewer;
-use concert_reservation::booking::SeatChoice;
-use concert_reservation::booking::seat_map::SeatChange;
-use concert_reservation::db::enums::SeatStatus;
-use concert_reservation::ids::{ConcertId, ScheduleId, SeatId, UserId};
-use concert_reservation::queue::admitter::Admitter;
-use concert_reservation::seed::SeedOptions;
 use serde_json::json;
+
+use crate::helpers::ws::{connect, next_json, subscribe};
+use crate::helpers::{Fan, SCHEDULE, TestApp};
 
 const SEATS: &str = "{ schedule(id: \"1\") { seats { number status } } }";
 
-async fn staged() -> (TestApp, String) {
-    let app = TestApp::spawn_with(|config| config.seat_map_cache_ttl_seconds = 60).await;
-    app.seed(SeedOptions {
-        concerts: 1,
-        schedules_per_concert: 1,
-        seats_per_schedule: 3,
-        users: 1,
-        ..SeedOptions::default()
+/// Three seats, a seat map cached for a minute, and one ACTIVE fan.
+async fn staged() -> (TestApp, Fan) {
+    let (app, mut fans) = TestApp::staged(3, 1, 1_000_000, |config| {
+        config.seat_map_cache_ttl_seconds = 60
     })
     .await;
-    let token = app
-        .context
-        .queue
-        .enter(Viewer { user_id: UserId(1) }, ConcertId(1))
-        .await
-        .unwrap()
-        .token;
-    Admitter::new(app.context.queue.clone())
-        .tick(ConcertId(1), 1)
-        .await
-        .unwrap();
-    (app, token)
+    (app, fans.remove(0))
 }
 
 fn statuses(body: &serde_json::Value) -> Vec<String> {
@@ -51,7 +28,7 @@ fn statuses(body: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
-    let (app, token) = staged().await;
+    let (app, fan) = staged().await;
     app.graphql(SEATS).await;
     let before = app.statements_run();
     let cached = app.graphql(SEATS).await;
@@ -62,24 +39,14 @@ async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
     );
     assert_eq!(statuses(&cached), ["AVAILABLE", "AVAILABLE", "AVAILABLE"]);
 
-    let viewer = Viewer { user_id: UserId(1) };
-    let choice = SeatChoice::Chosen(vec![SeatId(2)]);
-    let held = app
-        .booking()
-        .hold(viewer, Some(&token), ScheduleId(1), choice)
-        .await
-        .map(|held| held.reservation)
-        .unwrap();
+    let held = app.hold_seats(&fan, &[2]).await.unwrap();
     assert_eq!(
         statuses(&app.graphql(SEATS).await),
         ["AVAILABLE", "HELD", "AVAILABLE"],
         "the hold invalidated the cache"
     );
 
-    app.payments()
-        .pay(viewer, Some(&token), held.id, "k")
-        .await
-        .unwrap();
+    app.pay(&fan, held.id, "k").await.unwrap();
     assert_eq!(
         statuses(&app.graphql(SEATS).await),
         ["AVAILABLE", "SOLD", "AVAILABLE"],
@@ -89,7 +56,7 @@ async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seat_changes_are_pushed_to_subscribers() {
-    let (app, token) = staged().await;
+    let (app, fan) = staged().await;
     let mut socket = connect(&app, json!({})).await;
     assert_eq!(
         next_json(&mut socket).await.unwrap()["type"],
@@ -105,21 +72,14 @@ async fn seat_changes_are_pushed_to_subscribers() {
     // The subscription is registered once the server has read the message; give it a moment.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
-    let viewer = Viewer { user_id: UserId(1) };
-    let choice = SeatChoice::Chosen(vec![SeatId(1), SeatId(3)]);
-    let held = app
-        .booking()
-        .hold(viewer, Some(&token), ScheduleId(1), choice)
-        .await
-        .map(|held| held.reservation)
-        .unwrap();
+    let held = app.hold_seats(&fan, &[1, 3]).await.unwrap();
     let first = next_json(&mut socket).await.unwrap();
     assert_eq!(
         first["payload"]["data"]["seatChanges"],
         json!({ "scheduleId": "1", "seatIds": ["1", "3"], "status": "HELD" })
     );
 
-    app.booking().cancel(viewer, held.id).await.unwrap();
+    app.cancel_reservation(&fan, held.id).await.unwrap();
     let second = next_json(&mut socket).await.unwrap();
     assert_eq!(
         second["payload"]["data"]["seatChanges"]["status"], "AVAILABLE",
@@ -132,7 +92,7 @@ async fn seat_changes_are_pushed_to_subscribers() {
 /// than the TTL, since no event announces it).
 #[tokio::test(flavor = "multi_thread")]
 async fn available_seats_counts_free_seats_and_run_out_holds() {
-    let (app, token) = staged().await;
+    let (app, fan) = staged().await;
     let available = async || {
         let body = app
             .graphql("{ schedule(id: \"1\") { availableSeats } }")
@@ -142,29 +102,14 @@ async fn available_seats_counts_free_seats_and_run_out_holds() {
             .unwrap_or_else(|| panic!("{body}"))
     };
     assert_eq!(available().await, 3);
-    app.booking()
-        .hold(
-            Viewer { user_id: UserId(1) },
-            Some(&token),
-            ScheduleId(1),
-            SeatChoice::Chosen(vec![SeatId(1), SeatId(2)]),
-        )
-        .await
-        .unwrap();
+    app.hold_seats(&fan, &[1, 2]).await.unwrap();
     assert_eq!(available().await, 1);
-    common::scalar(
+    crate::helpers::scalar(
         &app,
         "WITH ran_out AS (UPDATE seats SET held_until = now() - interval '1 second' WHERE id = 1 RETURNING 1) SELECT count(*) AS n FROM ran_out",
     )
     .await;
     assert_eq!(available().await, 1, "cached until a change or the TTL");
-    app.context
-        .seat_map
-        .changed(SeatChange {
-            schedule_id: ScheduleId(1),
-            seat_ids: vec![],
-            status: SeatStatus::Available,
-        })
-        .await;
+    app.announce_seat_change(SCHEDULE).await;
     assert_eq!(available().await, 2, "seat 1's hold ran out");
 }

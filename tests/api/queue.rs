@@ -1,18 +1,15 @@
 //! The waiting queue against real Redis: FIFO under concurrency, rate and cap, re-entry, expiry,
 //! abandonment, a single admitter, ownership, the hold guard, and failing closed.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::outage::Outage;
-use common::{TestApp, viewer};
+use crate::helpers::outage::Outage;
+use crate::helpers::{TestApp, viewer};
 use concert_reservation::error::AppError;
 use concert_reservation::ids::ConcertId;
 use concert_reservation::queue::admitter::Admitter;
 use concert_reservation::queue::{QueueState, QueueStatus};
-use concert_reservation::seed::SeedOptions;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -24,28 +21,19 @@ async fn app_with_concert(
     customize: impl FnOnce(&mut concert_reservation::config::Config),
 ) -> (TestApp, ConcertId) {
     let app = TestApp::spawn_with(customize).await;
-    app.seed(SeedOptions {
-        concerts: 2,
-        schedules_per_concert: 1,
-        seats_per_schedule: 1,
-        users: 1,
-        ..SeedOptions::default()
-    })
-    .await;
+    app.seed_catalogue(2, 1, 1).await;
     (app, ConcertId(1))
 }
 
 async fn enter(app: &TestApp, user: i64, concert: ConcertId) -> QueueStatus {
-    app.context
-        .queue
+    app.queue()
         .enter(viewer(user), concert)
         .await
         .expect("entering succeeds")
 }
 
 async fn status(app: &TestApp, user: i64, token: &str) -> QueueStatus {
-    app.context
-        .queue
+    app.queue()
         .status(viewer(user), token)
         .await
         .expect("status succeeds")
@@ -99,7 +87,7 @@ async fn concurrent_entries_are_admitted_in_fifo_order() {
         "distinct places 1..=100"
     );
 
-    let admitter = Admitter::new(app.context.queue.clone());
+    let admitter = Admitter::new(app.queue().clone());
     for round in 1..=4u64 {
         admitter
             .tick(concert, 25)
@@ -124,7 +112,7 @@ async fn admission_respects_the_rate_and_the_cap() {
     for user in 1..=60 {
         enter(&app, user, concert).await;
     }
-    let admitter = Admitter::new(app.context.queue.clone());
+    let admitter = Admitter::new(app.queue().clone());
     let mut seen = Vec::new();
     for _ in 0..4 {
         let tick = admitter.tick(concert, 10).await.unwrap().unwrap();
@@ -148,7 +136,7 @@ async fn the_admitter_loop_admits_at_the_configured_rate() {
         enter(&app, user, concert).await;
     }
     tokio::time::sleep(Duration::from_millis(2_000)).await;
-    let admitted = app.context.queue.enter(viewer(201), concert).await.unwrap();
+    let admitted = app.queue().enter(viewer(201), concert).await.unwrap();
     // 20/s for ~2 s: about 40 admitted. Bounds leave room for a slow machine, none for a runaway.
     let ahead = admitted.position.unwrap() - 1;
     let active = 200 - ahead;
@@ -194,7 +182,7 @@ async fn expired_active_tokens_free_their_slots() {
     let a = enter(&app, 1, concert).await;
     let _b = enter(&app, 2, concert).await;
     let c = enter(&app, 3, concert).await;
-    let admitter = Admitter::new(app.context.queue.clone());
+    let admitter = Admitter::new(app.queue().clone());
     admitter.tick(concert, 10).await.unwrap();
     assert_eq!(status(&app, 1, &a.token).await.state, QueueState::Active);
     assert_eq!(status(&app, 3, &c.token).await.position, Some(1));
@@ -224,7 +212,7 @@ async fn absent_waiters_are_dropped_and_those_behind_move_up() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         status(&app, 3, &c.token).await;
     }
-    let tick = Admitter::new(app.context.queue.clone())
+    let tick = Admitter::new(app.queue().clone())
         .tick(concert, 10)
         .await
         .unwrap()
@@ -251,8 +239,8 @@ async fn two_admitters_never_double_admit() {
     for user in 1..=300 {
         enter(&app, user, concert).await;
     }
-    let first = Arc::new(Admitter::new(app.context.queue.clone()));
-    let second = Arc::new(Admitter::new(app.context.queue.clone()));
+    let first = Arc::new(Admitter::new(app.queue().clone()));
+    let second = Arc::new(Admitter::new(app.queue().clone()));
     let mut admitted = 0;
     for _ in 0..20 {
         let (a, b) = tokio::join!(first.tick(concert, 5), second.tick(concert, 5));
@@ -318,7 +306,7 @@ async fn a_token_answers_only_its_owner() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_guard_needs_an_active_token_of_the_caller_for_the_concert() {
     let (app, concert) = app_with_concert(|c| c.queue_active_cap = 1).await;
-    let queue = &app.context.queue;
+    let queue = app.queue();
     let first = enter(&app, 1, concert).await;
     let second = enter(&app, 2, concert).await;
 

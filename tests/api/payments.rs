@@ -1,73 +1,52 @@
-//! Payments and points against real PostgreSQL: one charge per idempotency key even when the
-//! duplicates arrive together, exact balances under 1,000 concurrent payments, nothing charged
-//! after expiry, and nobody pays or cancels someone else's hold.
-
-mod common;
+//! Payments and points over the API: one charge per idempotency key even when the duplicates
+//! arrive together, exact balances under 1,000 concurrent payments (in-process, see
+//! `helpers::in_process`), nothing charged after expiry, and nobody pays or cancels someone
+//! else's hold. The books are checked by `verify`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestApp, scalar, viewer};
-use concert_reservation::booking::{Reservation, SeatChoice};
-use concert_reservation::ids::{ConcertId, ScheduleId, SeatId};
-use concert_reservation::payment;
 use diesel::QueryableByName;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::json;
 use tokio::sync::{Barrier, Semaphore};
 
-const CONCERT: ConcertId = ConcertId(1);
-const SCHEDULE: ScheduleId = ScheduleId(1);
+use crate::helpers::api::Receipt;
+use crate::helpers::{Fan, Outcome, Reservation, TestApp, invariants, scalar};
 
 struct Stage {
     app: Arc<TestApp>,
-    tokens: Vec<String>,
+    fans: Vec<Fan>,
 }
 
-/// One schedule of `seats` seats; `users` fans with `points` each and an ACTIVE queue token.
+/// One schedule of `seats` seats; `fans` fans with `points` each and an ACTIVE queue token.
 async fn stage(
     seats: usize,
-    users: usize,
+    fans: usize,
     points: i64,
     customize: impl FnOnce(&mut concert_reservation::config::Config),
 ) -> Stage {
-    let (app, tokens) = TestApp::with_active_fans(seats, users, points, customize).await;
+    let (app, fans) = TestApp::staged(seats, fans, points, customize).await;
     Stage {
         app: Arc::new(app),
-        tokens,
+        fans,
     }
 }
 
 impl Stage {
-    fn token(&self, user: i64) -> &str {
-        &self.tokens[user as usize - 1]
+    fn fan(&self, user: i64) -> &Fan {
+        &self.fans[user as usize - 1]
     }
 
     async fn hold(&self, user: i64, seat: i64) -> Reservation {
         self.app
-            .booking()
-            .hold(
-                viewer(user),
-                Some(self.token(user)),
-                SCHEDULE,
-                SeatChoice::Chosen(vec![SeatId(seat)]),
-            )
+            .hold_seats(self.fan(user), &[seat])
             .await
-            .map(|held| held.reservation)
             .expect("the hold succeeds")
     }
 
-    async fn pay(
-        &self,
-        user: i64,
-        reservation: &Reservation,
-        key: &str,
-    ) -> Result<payment::pay::Receipt, &'static str> {
-        self.app
-            .payments()
-            .pay(viewer(user), Some(self.token(user)), reservation.id, key)
-            .await
-            .map_err(|err| err.code())
+    async fn pay(&self, user: i64, reservation: &Reservation, key: &str) -> Outcome<Receipt> {
+        self.app.pay(self.fan(user), reservation.id, key).await
     }
 
     async fn balance(&self, user: i64) -> i64 {
@@ -87,21 +66,10 @@ struct Balance {
     points: i64,
 }
 
-/// Every balance equals the sum of its ledger, and no seat is SOLD without a confirmed payment.
+/// Every balance equals the sum of its ledger, and no seat is SOLD without a confirmed payment
+/// (with the rest of `verify`'s checks on payments and points).
 async fn assert_books_balance(app: &TestApp) {
-    let off = scalar(
-        app,
-        "SELECT count(*) AS n FROM users u WHERE u.points <> COALESCE((SELECT sum(delta) FROM point_ledger l WHERE l.user_id = u.id), 0)",
-    )
-    .await;
-    assert_eq!(off, 0, "a balance differs from its ledger");
-    let unpaid_sold = scalar(
-        app,
-        "SELECT count(*) AS n FROM seats s WHERE s.status = 'SOLD' AND NOT EXISTS (SELECT 1 FROM reservation_seats rs \
-         JOIN payments p ON p.reservation_id = rs.reservation_id WHERE rs.seat_id = s.id AND rs.status = 'CONFIRMED')",
-    )
-    .await;
-    assert_eq!(unpaid_sold, 0, "a seat is sold without a payment");
+    app.assert_checks_pass(invariants::BOOKS).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,14 +114,9 @@ async fn ten_concurrent_payments_with_one_key_charge_once() {
         1
     );
     assert_books_balance(&stage.app).await;
-    // Paying ended the queue token and freed the slot.
-    let after = stage
-        .app
-        .context
-        .queue
-        .require_active(viewer(1), CONCERT, Some(stage.token(1)))
-        .await;
-    assert_eq!(after.unwrap_err().code(), "QUEUE_TOKEN_EXPIRED");
+    // Paying ended the queue token and freed the slot: the token no longer passes the guard.
+    let after = stage.app.hold_best_available(stage.fan(1), 1).await;
+    assert_eq!(after.unwrap_err(), "QUEUE_TOKEN_EXPIRED");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,8 +143,10 @@ async fn a_thousand_concurrent_payments_leave_every_balance_exact() {
                 (stage.clone(), reservation.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
+                // In-process, as the resolver calls it: see helpers::in_process.
                 stage
-                    .pay(i as i64 + 1, &reservation, &format!("pay-{i}"))
+                    .app
+                    .pay_in_process(stage.fan(i as i64 + 1), reservation.id, &format!("pay-{i}"))
                     .await
             })
         })
@@ -264,14 +229,10 @@ async fn nobody_pays_or_cancels_someone_elses_hold() {
     let stage = stage(2, 2, 1_000_000, |_| {}).await;
     let mine = stage.hold(1, 1).await;
 
-    let paid = stage
-        .app
-        .payments()
-        .pay(viewer(2), Some(stage.token(2)), mine.id, "steal")
-        .await;
-    assert_eq!(paid.unwrap_err().code(), "NOT_OWNER");
-    let cancelled = stage.app.booking().cancel(viewer(2), mine.id).await;
-    assert_eq!(cancelled.unwrap_err().code(), "NOT_OWNER");
+    let paid = stage.app.pay(stage.fan(2), mine.id, "steal").await;
+    assert_eq!(paid.unwrap_err(), "NOT_OWNER");
+    let cancelled = stage.app.cancel_reservation(stage.fan(2), mine.id).await;
+    assert_eq!(cancelled.unwrap_err(), "NOT_OWNER");
 
     assert_eq!(stage.balance(2).await, 1_000_000);
     assert_eq!(
@@ -311,12 +272,8 @@ async fn payment_refusals_have_clear_codes_and_change_nothing() {
     let affordable = stage.hold(2, 3).await;
     stage.pay(2, &affordable, "first").await.expect("paid");
     // The same key for another request is refused; another key on a paid hold is ALREADY_PAID.
-    let other = stage
-        .app
-        .payments()
-        .charge_points(viewer(2), 10, "first")
-        .await;
-    assert_eq!(other.unwrap_err().code(), "IDEMPOTENCY_KEY_REUSED");
+    let other = stage.app.charge_points(stage.fan(2), 10, "first").await;
+    assert_eq!(other.unwrap_err(), "IDEMPOTENCY_KEY_REUSED");
     let replay = stage
         .pay(2, &affordable, "first")
         .await
@@ -328,32 +285,25 @@ async fn payment_refusals_have_clear_codes_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn charging_points_is_idempotent_and_bounded() {
     let stage = stage(1, 1, 0, |config| config.max_charge_points = 50_000).await;
-    let payments = stage.app.payments();
+    let (app, fan) = (&stage.app, stage.fan(1));
 
-    let first = payments
-        .charge_points(viewer(1), 30_000, "topup-1")
-        .await
-        .unwrap();
-    let again = payments
-        .charge_points(viewer(1), 30_000, "topup-1")
-        .await
-        .unwrap();
+    let first = app.charge_points(fan, 30_000, "topup-1").await.unwrap();
+    let again = app.charge_points(fan, 30_000, "topup-1").await.unwrap();
     assert_eq!(first, again);
     assert_eq!(stage.balance(1).await, 30_000);
 
     for amount in [0, -5, 50_001] {
-        let refused = payments.charge_points(viewer(1), amount, "topup-2").await;
-        assert_eq!(refused.unwrap_err().code(), "INVALID_INPUT", "{amount}");
+        let refused = app.charge_points(fan, amount, "topup-2").await;
+        assert_eq!(refused.unwrap_err(), "INVALID_INPUT", "{amount}");
     }
     // Concurrent distinct keys all land.
     let semaphore = Arc::new(Semaphore::new(10));
     let tasks: Vec<_> = (0..20)
         .map(|i| {
-            let (app, semaphore) = (stage.app.clone(), semaphore.clone());
+            let (app, fan, semaphore) = (app.clone(), fan.clone(), semaphore.clone());
             tokio::spawn(async move {
                 let _permit = semaphore.acquire().await.unwrap();
-                app.payments()
-                    .charge_points(viewer(1), 100, &format!("many-{i}"))
+                app.charge_points(&fan, 100, &format!("many-{i}"))
                     .await
                     .unwrap()
             })
@@ -369,11 +319,9 @@ async fn charging_points_is_idempotent_and_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
     let stage = stage(2, 1, 1_000_000, |_| {}).await;
+    let (app, fan) = (&stage.app, stage.fan(1));
     let held = stage.hold(1, 1).await;
-    stage
-        .app
-        .booking()
-        .cancel(viewer(1), held.id)
+    app.cancel_reservation(fan, held.id)
         .await
         .expect("a hold is cancelled");
     assert_eq!(
@@ -387,10 +335,7 @@ async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
 
     let booked = stage.hold(1, 2).await;
     stage.pay(1, &booked, "buy").await.unwrap();
-    stage
-        .app
-        .booking()
-        .cancel(viewer(1), booked.id)
+    app.cancel_reservation(fan, booked.id)
         .await
         .expect("a booking is cancelled");
     assert_eq!(stage.balance(1).await, 1_000_000, "refunded");
@@ -410,8 +355,8 @@ async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
         .await,
         2
     );
-    let twice = stage.app.booking().cancel(viewer(1), booked.id).await;
-    assert_eq!(twice.unwrap_err().code(), "HOLD_CANCELLED");
+    let twice = app.cancel_reservation(fan, booked.id).await;
+    assert_eq!(twice.unwrap_err(), "HOLD_CANCELLED");
     assert_books_balance(&stage.app).await;
 }
 
@@ -419,10 +364,7 @@ async fn cancelling_frees_the_seats_and_refunds_a_paid_booking() {
 async fn the_whole_journey_over_graphql() {
     let stage = stage(5, 1, 1_000_000, |_| {}).await;
     let app = &stage.app;
-    let headers = [
-        ("authorization", format!("Bearer {}", app.token_for(1))),
-        ("queue-token", stage.token(1).to_owned()),
-    ];
+    let headers = app.headers_of(stage.fan(1));
 
     let held = app
         .graphql_with_headers(
@@ -488,12 +430,9 @@ async fn a_payment_that_times_out_still_completes_once_and_replays() {
         .batch_execute("BEGIN; SELECT id FROM users WHERE id = 1 FOR UPDATE")
         .await
         .expect("the blocker locks the balance row");
-    let headers = [
-        ("authorization", format!("Bearer {}", app.token_for(1))),
-        ("queue-token", stage.token(1).to_owned()),
-    ];
+    let headers = app.headers_of(stage.fan(1));
     let pay = "mutation($r: ID!) { pay(reservationId: $r, idempotencyKey: \"slow\") { amount balanceAfter } }";
-    let variables = json!({ "r": held.id.0.to_string() });
+    let variables = json!({ "r": held.id.to_string() });
     let late = app
         .graphql_with_headers(pay, variables.clone(), &headers)
         .await;
@@ -509,7 +448,7 @@ async fn a_payment_that_times_out_still_completes_once_and_replays() {
         .await
         .expect("the blocker lets go");
 
-    common::eventually(
+    crate::helpers::eventually(
         "the timed-out payment completes",
         Duration::from_secs(10),
         async || {
@@ -517,7 +456,7 @@ async fn a_payment_that_times_out_still_completes_once_and_replays() {
                 app,
                 &format!(
                     "SELECT count(*) AS n FROM reservations WHERE id = {} AND status = 'CONFIRMED'",
-                    held.id.0
+                    held.id
                 ),
             )
             .await

@@ -1,61 +1,56 @@
-//! Seat holds under contention, against real PostgreSQL: tasks released together by a Barrier,
-//! then the invariants checked in SQL.
-
-mod common;
+//! Seat holds: the rules and their codes over the API, and contention: fans released together
+//! by a Barrier (in-process, see `helpers::in_process`), then the invariants checked by `verify`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Scalar, TestApp, scalar, viewer};
-use concert_reservation::booking::{Reservation, SeatChoice};
-use concert_reservation::error::AppError;
-use concert_reservation::ids::{ScheduleId, SeatId};
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 use tokio::sync::Barrier;
 
-const SCHEDULE: ScheduleId = ScheduleId(1);
+use crate::helpers::{Fan, Outcome, Scalar, TestApp, invariants, scalar};
 
-/// One concert, one schedule of `seats` seats, `users` fans, each with an ACTIVE queue token.
+/// How a fan asks for seats.
+#[derive(Clone)]
+enum Choice {
+    Seats(Vec<i64>),
+    BestAvailable(u32),
+}
+
+/// One concert, one schedule of `seats` seats, `fans` fans, each with an ACTIVE queue token.
 async fn stage(
     seats: usize,
-    users: usize,
+    fans: usize,
     customize: impl FnOnce(&mut concert_reservation::config::Config),
-) -> (Arc<TestApp>, Vec<String>) {
-    let (app, tokens) = TestApp::with_active_fans(seats, users, 1_000_000, customize).await;
-    (Arc::new(app), tokens)
+) -> (Arc<TestApp>, Vec<Fan>) {
+    let (app, fans) = TestApp::staged(seats, fans, 1_000_000, customize).await;
+    (Arc::new(app), fans)
 }
 
-async fn hold(
-    app: &TestApp,
-    user: i64,
-    token: &str,
-    choice: SeatChoice,
-) -> Result<Reservation, AppError> {
-    app.booking()
-        .hold(viewer(user), Some(token), SCHEDULE, choice)
-        .await
-        .map(|held| held.reservation)
+/// One fan's attempt, in-process (see `helpers::in_process`); answers the reservation id.
+async fn hold(app: &TestApp, fan: &Fan, choice: Choice) -> Outcome<i64> {
+    match choice {
+        Choice::Seats(seats) => app.hold_seats_in_process(fan, &seats).await,
+        Choice::BestAvailable(count) => app.hold_best_available_in_process(fan, count).await,
+    }
 }
 
-/// Every user tries at once; returns each user's result.
+/// Every fan tries at once; returns each fan's result.
 async fn stampede(
     app: &Arc<TestApp>,
-    tokens: &[String],
-    choice_of: impl Fn(i64) -> SeatChoice,
-) -> Vec<(i64, Result<Reservation, AppError>)> {
-    let barrier = Arc::new(Barrier::new(tokens.len()));
-    let tasks: Vec<_> = tokens
+    fans: &[Fan],
+    choice_of: impl Fn(i64) -> Choice,
+) -> Vec<(i64, Outcome<i64>)> {
+    let barrier = Arc::new(Barrier::new(fans.len()));
+    let tasks: Vec<_> = fans
         .iter()
-        .enumerate()
-        .map(|(i, token)| {
-            let (app, barrier, token) = (app.clone(), barrier.clone(), token.clone());
-            let user = i as i64 + 1;
-            let choice = choice_of(user);
+        .map(|fan| {
+            let (app, barrier, fan) = (app.clone(), barrier.clone(), fan.clone());
+            let choice = choice_of(fan.id);
             tokio::spawn(async move {
                 barrier.wait().await;
-                (user, hold(&app, user, &token, choice).await)
+                (fan.id, hold(&app, &fan, choice).await)
             })
         })
         .collect();
@@ -68,35 +63,20 @@ async fn stampede(
 
 /// No seat is in two live reservations, and a seat is HELD exactly when a live hold has it.
 async fn assert_consistent(app: &TestApp) {
-    let doubled = scalar(
-        app,
-        "SELECT count(*) AS n FROM (SELECT seat_id FROM reservation_seats WHERE status IN ('HELD', 'CONFIRMED') \
-         GROUP BY seat_id HAVING count(*) > 1) d",
-    )
-    .await;
-    assert_eq!(doubled, 0, "a seat is in two live reservations");
-    let mismatched = scalar(
-        app,
-        "SELECT count(*) AS n FROM seats s WHERE (s.status = 'HELD') <> EXISTS \
-         (SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id AND rs.status = 'HELD')",
-    )
-    .await;
-    assert_eq!(mismatched, 0, "seat status and live holds disagree");
+    app.assert_checks_pass(invariants::SEATS).await;
 }
 
-fn codes<'a>(
-    results: impl Iterator<Item = &'a Result<Reservation, AppError>>,
-) -> HashSet<&'static str> {
+fn codes<'a>(results: impl Iterator<Item = &'a Outcome<i64>>) -> HashSet<&'a str> {
     results
-        .filter_map(|result| result.as_ref().err().map(AppError::code))
+        .filter_map(|result| result.as_ref().err().map(String::as_str))
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_fans_one_seat_exactly_one_hold() {
-    let (app, tokens) = stage(1, 200, |_| {}).await;
+    let (app, fans) = stage(1, 200, |_| {}).await;
 
-    let results = stampede(&app, &tokens, |_| SeatChoice::Chosen(vec![SeatId(1)])).await;
+    let results = stampede(&app, &fans, |_| Choice::Seats(vec![1])).await;
 
     let winners = results.iter().filter(|(_, result)| result.is_ok()).count();
     assert_eq!(winners, 1);
@@ -114,16 +94,16 @@ async fn two_hundred_fans_one_seat_exactly_one_hold() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overlapping_multi_seat_holds_never_share_a_seat_and_never_deadlock() {
-    let (app, tokens) = stage(12, 100, |_| {}).await;
+    let (app, fans) = stage(12, 100, |_| {}).await;
 
     // Each fan wants 3 neighbouring seats, in an order that differs from fan to fan.
-    let results = stampede(&app, &tokens, |user| {
+    let results = stampede(&app, &fans, |user| {
         let first = (user % 10) + 1;
-        let mut seats: Vec<SeatId> = (first..first + 3).map(SeatId).collect();
+        let mut seats: Vec<i64> = (first..first + 3).collect();
         if user % 2 == 0 {
             seats.reverse();
         }
-        SeatChoice::Chosen(seats)
+        Choice::Seats(seats)
     })
     .await;
 
@@ -147,11 +127,11 @@ async fn overlapping_multi_seat_holds_never_share_a_seat_and_never_deadlock() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_hundred_best_available_on_fifty_seats_hold_exactly_fifty() {
-    let (app, tokens) = stage(50, 500, |_| {}).await;
+    let (app, fans) = stage(50, 500, |_| {}).await;
 
-    let results = stampede(&app, &tokens, |_| SeatChoice::BestAvailable(1)).await;
+    let results = stampede(&app, &fans, |_| Choice::BestAvailable(1)).await;
 
-    let held: Vec<&Reservation> = results
+    let held: Vec<&i64> = results
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())
         .collect();
@@ -181,10 +161,8 @@ async fn five_hundred_best_available_on_fifty_seats_hold_exactly_fifty() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn best_available_takes_the_best_grade_first() {
-    let (app, tokens) = stage(20, 1, |_| {}).await;
-    let reservation = hold(&app, 1, &tokens[0], SeatChoice::BestAvailable(2))
-        .await
-        .unwrap();
+    let (app, fans) = stage(20, 1, |_| {}).await;
+    let reservation = app.hold_best_available(&fans[0], 2).await.unwrap();
     let seats: Vec<i64> = diesel::sql_query(format!(
         "SELECT seat_id AS n FROM reservation_seats WHERE reservation_id = {} ORDER BY seat_id",
         reservation.id
@@ -200,87 +178,58 @@ async fn best_available_takes_the_best_grade_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hold_rules_are_enforced_with_clear_codes() {
-    let (app, tokens) = stage(10, 2, |config| config.hold_max_seats = 3).await;
-    let not_in_schedule = SeatId(999);
-    let token = &tokens[0];
+    let (app, fans) = stage(10, 2, |config| config.hold_max_seats = 3).await;
+    let not_in_schedule = 999;
+    let fan = &fans[0];
 
-    let too_many = hold(
-        &app,
-        1,
-        token,
-        SeatChoice::Chosen((1..=4).map(SeatId).collect()),
-    )
-    .await;
-    assert_eq!(too_many.unwrap_err().code(), "INVALID_INPUT");
-    let twice = hold(
-        &app,
-        1,
-        token,
-        SeatChoice::Chosen(vec![SeatId(1), SeatId(1)]),
-    )
-    .await;
-    assert_eq!(twice.unwrap_err().code(), "INVALID_INPUT");
-    let foreign = hold(&app, 1, token, SeatChoice::Chosen(vec![not_in_schedule])).await;
-    assert_eq!(foreign.unwrap_err().code(), "INVALID_INPUT");
-    let none = hold(&app, 1, token, SeatChoice::BestAvailable(0)).await;
-    assert_eq!(none.unwrap_err().code(), "INVALID_INPUT");
+    let too_many = app.hold_seats(fan, &[1, 2, 3, 4]).await;
+    assert_eq!(too_many.unwrap_err(), "INVALID_INPUT");
+    let twice = app.hold_seats(fan, &[1, 1]).await;
+    assert_eq!(twice.unwrap_err(), "INVALID_INPUT");
+    let foreign = app.hold_seats(fan, &[not_in_schedule]).await;
+    assert_eq!(foreign.unwrap_err(), "INVALID_INPUT");
+    let none = app.hold_best_available(fan, 0).await;
+    assert_eq!(none.unwrap_err(), "INVALID_INPUT");
 
-    hold(&app, 1, token, SeatChoice::Chosen(vec![SeatId(1)]))
+    app.hold_seats(fan, &[1])
         .await
         .expect("the first hold succeeds");
-    let second = hold(&app, 1, token, SeatChoice::Chosen(vec![SeatId(2)])).await;
+    let second = app.hold_seats(fan, &[2]).await;
     assert_eq!(
-        second.unwrap_err().code(),
+        second.unwrap_err(),
         "HOLD_ALREADY_EXISTS",
         "one live hold per fan and schedule"
     );
 
     let no_token = app
-        .booking()
-        .hold(viewer(2), None, SCHEDULE, SeatChoice::BestAvailable(1))
-        .await
-        .map(|held| held.reservation);
-    assert_eq!(no_token.unwrap_err().code(), "QUEUE_TOKEN_REQUIRED");
+        .hold_best_available(&Fan::without_queue_token(2), 1)
+        .await;
+    assert_eq!(no_token.unwrap_err(), "QUEUE_TOKEN_REQUIRED");
     let wrong_token = app
-        .booking()
-        .hold(
-            viewer(2),
-            Some(token),
-            SCHEDULE,
-            SeatChoice::BestAvailable(1),
-        )
-        .await
-        .map(|held| held.reservation);
-    assert_eq!(wrong_token.unwrap_err().code(), "QUEUE_TOKEN_INVALID");
+        .hold_best_available(&fans[1].with_token_of(fan), 1)
+        .await;
+    assert_eq!(wrong_token.unwrap_err(), "QUEUE_TOKEN_INVALID");
     assert_consistent(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seats_of_a_hold_that_ran_out_can_be_held_again_at_once() {
-    let (app, tokens) = stage(2, 2, |config| config.hold_ttl_seconds = 1).await;
-    let first = hold(
-        &app,
-        1,
-        &tokens[0],
-        SeatChoice::Chosen(vec![SeatId(1), SeatId(2)]),
-    )
-    .await
-    .unwrap();
-    let refused = hold(&app, 2, &tokens[1], SeatChoice::Chosen(vec![SeatId(1)])).await;
-    assert_eq!(refused.unwrap_err().code(), "SEAT_UNAVAILABLE");
+    let (app, fans) = stage(2, 2, |config| config.hold_ttl_seconds = 1).await;
+    let first = app.hold_seats(&fans[0], &[1, 2]).await.unwrap();
+    let refused = app.hold_seats(&fans[1], &[1]).await;
+    assert_eq!(refused.unwrap_err(), "SEAT_UNAVAILABLE");
 
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let second = hold(&app, 2, &tokens[1], SeatChoice::Chosen(vec![SeatId(1)]))
+    let second = app
+        .hold_seats(&fans[1], &[1])
         .await
         .expect("the ran-out seat is free");
 
     let statuses: Vec<String> = app
-        .graphql("{ schedule(id: \"1\") { seats { number status } } }")
-        .await["data"]["schedule"]["seats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|seat| seat["status"].as_str().unwrap().to_owned())
+        .seat_map(crate::helpers::SCHEDULE)
+        .await
+        .into_iter()
+        .map(|seat| seat.status)
         .collect();
     assert_eq!(
         statuses,
@@ -307,7 +256,7 @@ async fn seats_of_a_hold_that_ran_out_can_be_held_again_at_once() {
         1
     );
     // The first fan can hold again: their own ran-out hold no longer counts as live.
-    hold(&app, 1, &tokens[0], SeatChoice::Chosen(vec![SeatId(2)]))
+    app.hold_seats(&fans[0], &[2])
         .await
         .expect("a new hold after the old one ran out");
     assert!(second.total_price > 0);
@@ -315,7 +264,7 @@ async fn seats_of_a_hold_that_ran_out_can_be_held_again_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hold_mutations_over_graphql() {
-    let (app, tokens) = stage(5, 1, |_| {}).await;
+    let (app, fans) = stage(5, 1, |_| {}).await;
     let mutation = "mutation { holdSeats(scheduleId: \"1\", seatIds: [\"2\", \"3\"]) { id status totalPrice seats { number status } } }";
 
     let without_token = app.graphql_as(1, mutation, json!({})).await;
@@ -324,10 +273,7 @@ async fn hold_mutations_over_graphql() {
         "{without_token}"
     );
 
-    let headers = [
-        ("authorization", format!("Bearer {}", app.token_for(1))),
-        ("queue-token", tokens[0].clone()),
-    ];
+    let headers = app.headers_of(&fans[0]);
     let held = app
         .graphql_with_headers(mutation, json!({}), &headers)
         .await;

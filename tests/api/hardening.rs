@@ -1,9 +1,7 @@
 //! Bad requests get a GraphQL error with a clear message and a stable code: never a 500, never a
 //! panic, never an internal message.
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 

@@ -4,17 +4,13 @@
 //! constraint first in its own throw-away database, as only a faulty migration or a manual edit
 //! could. The last test runs the real binary and reads its exit status.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, viewer};
-use concert_reservation::booking::{Reservation, SeatChoice};
-use concert_reservation::ids::{ReservationId, ScheduleId, SeatId};
 use concert_reservation::verify::{self, Report, VerifyOptions};
 use diesel_async::SimpleAsyncConnection;
 
-const SCHEDULE: ScheduleId = ScheduleId(1);
+use crate::helpers::{Fan, Reservation, TestApp};
+
 /// Fans in every test: 1..=4, each with an ACTIVE queue token and 1,000,000 points.
 const FANS: usize = 4;
 const POINTS: i64 = 1_000_000;
@@ -22,9 +18,7 @@ const POINTS: i64 = 1_000_000;
 const SEATS: usize = 8;
 
 async fn check(app: &TestApp, options: &VerifyOptions) -> Report {
-    verify::verify(&mut app.db().await, options)
-        .await
-        .expect("the checks run")
+    app.verify_with(options).await
 }
 
 /// Runs `sql` (one or more statements) on the test's database.
@@ -36,36 +30,32 @@ async fn corrupt(app: &TestApp, sql: &str) {
         .unwrap_or_else(|err| panic!("corrupting with {sql}: {err}"));
 }
 
-async fn hold(app: &TestApp, tokens: &[String], user: i64, seats: &[i64]) -> Reservation {
-    app.booking()
-        .hold(
-            viewer(user),
-            Some(&tokens[user as usize - 1]),
-            SCHEDULE,
-            SeatChoice::Chosen(seats.iter().copied().map(SeatId).collect()),
-        )
+async fn hold(app: &TestApp, fans: &[Fan], user: i64, seats: &[i64]) -> Reservation {
+    app.hold_seats(&fans[user as usize - 1], seats)
         .await
         .expect("the hold succeeds")
-        .reservation
 }
 
-async fn pay(app: &TestApp, tokens: &[String], user: i64, reservation: ReservationId) {
-    app.payments()
-        .pay(
-            viewer(user),
-            Some(&tokens[user as usize - 1]),
-            reservation,
-            &format!("order-{reservation}"),
-        )
-        .await
-        .expect("the payment succeeds");
+async fn pay(app: &TestApp, fans: &[Fan], user: i64, reservation: i64) {
+    app.pay(
+        &fans[user as usize - 1],
+        reservation,
+        &format!("order-{reservation}"),
+    )
+    .await
+    .expect("the payment succeeds");
 }
 
-async fn cancel(app: &TestApp, user: i64, reservation: ReservationId) {
-    app.booking()
-        .cancel(viewer(user), reservation)
+async fn cancel(app: &TestApp, fans: &[Fan], user: i64, reservation: i64) {
+    app.cancel_reservation(&fans[user as usize - 1], reservation)
         .await
         .expect("the cancellation succeeds");
+}
+
+async fn charge(app: &TestApp, fans: &[Fan], user: i64, amount: i64, key: &str) {
+    app.charge_points(&fans[user as usize - 1], amount, key)
+        .await
+        .expect("the charge succeeds");
 }
 
 /// A clean database with one of everything, made through the services:
@@ -73,24 +63,21 @@ async fn cancel(app: &TestApp, user: i64, reservation: ReservationId) {
 /// seat 3 and cancelled (`refunded`), fan 4 held seat 4 and cancelled unpaid.
 struct Booked {
     app: TestApp,
-    paid: ReservationId,
-    held: ReservationId,
+    paid: i64,
+    held: i64,
 }
 
 async fn booked() -> Booked {
-    let (app, tokens) = TestApp::with_active_fans(SEATS, FANS, POINTS, |_| {}).await;
-    app.payments()
-        .charge_points(viewer(1), 50_000, "topup-1")
-        .await
-        .expect("the charge succeeds");
-    let paid = hold(&app, &tokens, 1, &[1]).await.id;
-    pay(&app, &tokens, 1, paid).await;
-    let held = hold(&app, &tokens, 2, &[2]).await.id;
-    let refunded = hold(&app, &tokens, 3, &[3]).await.id;
-    pay(&app, &tokens, 3, refunded).await;
-    cancel(&app, 3, refunded).await;
-    let unpaid = hold(&app, &tokens, 4, &[4]).await.id;
-    cancel(&app, 4, unpaid).await;
+    let (app, fans) = TestApp::staged(SEATS, FANS, POINTS, |_| {}).await;
+    charge(&app, &fans, 1, 50_000, "topup-1").await;
+    let paid = hold(&app, &fans, 1, &[1]).await.id;
+    pay(&app, &fans, 1, paid).await;
+    let held = hold(&app, &fans, 2, &[2]).await.id;
+    let refunded = hold(&app, &fans, 3, &[3]).await.id;
+    pay(&app, &fans, 3, refunded).await;
+    cancel(&app, &fans, 3, refunded).await;
+    let unpaid = hold(&app, &fans, 4, &[4]).await.id;
+    cancel(&app, &fans, 4, unpaid).await;
     let report = check(&app, &VerifyOptions::default()).await;
     assert!(report.passed, "the clean database passes:\n{report}");
     Booked { app, paid, held }
@@ -106,33 +93,30 @@ fn assert_only_failed(report: &Report, name: &str, sample: &[i64]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_passes_after_a_realistic_run() {
-    let (app, tokens) = TestApp::with_active_fans(SEATS, FANS, POINTS, |config| {
+    let (app, fans) = TestApp::staged(SEATS, FANS, POINTS, |config| {
         config.hold_ttl_seconds = 3;
     })
     .await;
     // A hold left to run out.
-    let expiring = hold(&app, &tokens, 4, &[5, 6]).await;
-    app.payments()
-        .charge_points(viewer(1), 50_000, "topup-1")
-        .await
-        .unwrap();
-    let paid = hold(&app, &tokens, 1, &[1, 2]).await;
-    pay(&app, &tokens, 1, paid.id).await;
-    let refunded = hold(&app, &tokens, 3, &[3]).await;
-    pay(&app, &tokens, 3, refunded.id).await;
-    cancel(&app, 3, refunded.id).await;
-    let dropped = hold(&app, &tokens, 2, &[4]).await;
-    cancel(&app, 2, dropped.id).await;
+    let expiring = hold(&app, &fans, 4, &[5, 6]).await;
+    charge(&app, &fans, 1, 50_000, "topup-1").await;
+    let paid = hold(&app, &fans, 1, &[1, 2]).await;
+    pay(&app, &fans, 1, paid.id).await;
+    let refunded = hold(&app, &fans, 3, &[3]).await;
+    pay(&app, &fans, 3, refunded.id).await;
+    cancel(&app, &fans, 3, refunded.id).await;
+    let dropped = hold(&app, &fans, 2, &[4]).await;
+    cancel(&app, &fans, 2, dropped.id).await;
     let report = check(&app, &VerifyOptions::default()).await;
     assert!(report.passed, "with a live hold:\n{report}");
 
     let left = expiring.expires_at - chrono::Utc::now();
     tokio::time::sleep(left.to_std().unwrap_or_default() + Duration::from_millis(200)).await;
-    let (expired, _) = app.sweeper().sweep_once().await.unwrap();
+    let (expired, _) = app.sweep_expired_holds().await;
     assert_eq!(expired, 1);
     // A seat of the expired hold, still marked HELD, is free for the next fan at once.
-    hold(&app, &tokens, 2, &[6]).await;
-    while app.relay().relay_once().await.unwrap() > 0 {}
+    hold(&app, &fans, 2, &[6]).await;
+    app.relay_outbox().await;
 
     let report = check(&app, &VerifyOptions::default()).await;
     assert!(report.passed, "after expiry:\n{report}");
@@ -247,11 +231,11 @@ async fn two_holds_of_one_fan_fail_only_one_hold_per_fan_and_schedule() {
     )
     .await;
 
-    let second = common::scalar(&app, "SELECT max(id) AS n FROM reservations").await;
+    let second = crate::helpers::scalar(&app, "SELECT max(id) AS n FROM reservations").await;
 
     let report = check(&app, &VerifyOptions::default()).await;
 
-    assert_only_failed(&report, "one_hold_per_fan_and_schedule", &[held.0, second]);
+    assert_only_failed(&report, "one_hold_per_fan_and_schedule", &[held, second]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -271,7 +255,7 @@ async fn a_booking_confirmed_without_payment_fails_only_confirmed_reservations_p
 
     let report = check(&app, &VerifyOptions::default()).await;
 
-    assert_only_failed(&report, "confirmed_reservations_paid_once", &[held.0]);
+    assert_only_failed(&report, "confirmed_reservations_paid_once", &[held]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -299,7 +283,7 @@ async fn a_payment_of_an_unconfirmed_hold_fails_only_confirmed_reservations_paid
 
     let report = check(&app, &VerifyOptions::default()).await;
 
-    assert_only_failed(&report, "confirmed_reservations_paid_once", &[held.0]);
+    assert_only_failed(&report, "confirmed_reservations_paid_once", &[held]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -309,7 +293,7 @@ async fn a_seat_repriced_after_its_sale_fails_only_payments_match_seat_prices() 
 
     let report = check(&app, &VerifyOptions::default()).await;
 
-    assert_only_failed(&report, "payments_match_seat_prices", &[paid.0]);
+    assert_only_failed(&report, "payments_match_seat_prices", &[paid]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,7 +314,7 @@ async fn a_payment_below_the_price_fails_only_payments_match_seat_prices() {
 
     let report = check(&app, &VerifyOptions::default()).await;
 
-    assert_only_failed(&report, "payments_match_seat_prices", &[paid.0]);
+    assert_only_failed(&report, "payments_match_seat_prices", &[paid]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -407,7 +391,7 @@ async fn a_hold_the_sweeper_missed_fails_only_expired_holds_swept() {
 
     let report = check(&app, &VerifyOptions::default()).await;
 
-    assert_only_failed(&report, "expired_holds_swept", &[held.0]);
+    assert_only_failed(&report, "expired_holds_swept", &[held]);
     let lenient = VerifyOptions {
         grace_seconds: 2 * 3600,
         ..VerifyOptions::default()
@@ -445,7 +429,7 @@ async fn an_old_unpublished_outbox_row_fails_only_outbox_drained() {
          VALUES ('seats.held', '1', '{}', now() - interval '1 hour')",
     )
     .await;
-    let old = common::scalar(&app, "SELECT max(id) AS n FROM outbox").await;
+    let old = crate::helpers::scalar(&app, "SELECT max(id) AS n FROM outbox").await;
 
     let report = check(&app, &VerifyOptions::default()).await;
 

@@ -1,28 +1,18 @@
 //! Catalogue queries against real PostgreSQL, including the proof that nested lists are batched.
 
-mod common;
-
-use common::TestApp;
 use concert_reservation::seed::SeedOptions;
 use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::helpers::stage::catalogue;
 
 const EVERYTHING: &str =
     "{ concerts { title schedules { startsAt seats { number status price } } } }";
 
-fn seed_options(concerts: usize, schedules: usize, seats: usize) -> SeedOptions {
-    SeedOptions {
-        concerts,
-        schedules_per_concert: schedules,
-        seats_per_schedule: seats,
-        users: 1,
-        ..SeedOptions::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn concerts_list_schedules_and_seats() {
     let app = TestApp::spawn().await;
-    app.seed(seed_options(2, 3, 10)).await;
+    app.seed_catalogue(2, 3, 10).await;
 
     let body = app.graphql(EVERYTHING).await;
 
@@ -59,7 +49,7 @@ async fn concerts_list_schedules_and_seats() {
 async fn nested_catalogue_query_runs_a_constant_number_of_statements() {
     let app = TestApp::spawn().await;
 
-    app.seed(seed_options(2, 2, 5)).await;
+    app.seed_catalogue(2, 2, 5).await;
     let before = app.statements_run();
     let small = app.graphql(EVERYTHING).await;
     let small_count = app.statements_run() - before;
@@ -67,7 +57,7 @@ async fn nested_catalogue_query_runs_a_constant_number_of_statements() {
 
     app.seed(SeedOptions {
         reset: true,
-        ..seed_options(5, 4, 40)
+        ..catalogue(5, 4, 40)
     })
     .await;
     let before = app.statements_run();
@@ -86,7 +76,7 @@ async fn nested_catalogue_query_runs_a_constant_number_of_statements() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concert_and_schedule_by_id() {
     let app = TestApp::spawn().await;
-    app.seed(seed_options(1, 2, 4)).await;
+    app.seed_catalogue(1, 2, 4).await;
     let list = app
         .graphql("{ concerts { id title schedules { id } } }")
         .await;
@@ -149,7 +139,7 @@ async fn unknown_ids_are_null_and_malformed_ids_are_invalid_input() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concerts_page_is_bounded() {
     let app = TestApp::spawn().await;
-    app.seed(seed_options(3, 1, 1)).await;
+    app.seed_catalogue(3, 1, 1).await;
 
     let page = app
         .graphql("{ concerts(limit: 2, offset: 1) { id } }")
@@ -170,8 +160,8 @@ async fn concerts_page_is_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn seeding_twice_keeps_the_first_data() {
     let app = TestApp::spawn().await;
-    let first = app.seed(seed_options(2, 1, 3)).await;
-    let second = app.seed(seed_options(4, 1, 3)).await;
+    let first = app.seed(catalogue(2, 1, 3)).await;
+    let second = app.seed(catalogue(4, 1, 3)).await;
 
     assert!(!first.skipped);
     assert!(

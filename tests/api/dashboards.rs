@@ -5,16 +5,11 @@
 //! exception. The alert rules (`grafana/alerts.yml`) are held to the same standard (plus
 //! Prometheus' own `up`).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::TestApp;
-use concert_reservation::booking::expiry::ExpiredHold;
-use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
+use crate::helpers::TestApp;
 use serde_json::{Value, json};
 
 /// Metrics the server does not export: k6 pushes them to Prometheus (`-o experimental-prometheus-rw`).
@@ -587,12 +582,6 @@ async fn label_free_and_process_metrics_exist_before_any_event() {
     }
 }
 
-#[derive(QueryableByName)]
-struct Payload {
-    #[diesel(sql_type = diesel::sql_types::Jsonb)]
-    payload: Value,
-}
-
 /// Drives one of each event the dashboards chart (GraphQL success and error, queue entry and
 /// admission, hold, payment, cancellation, top-up, expiry and release), then checks that every
 /// metric every dashboard queries is exported.
@@ -600,16 +589,11 @@ struct Payload {
 async fn every_metric_a_dashboard_queries_is_exported() {
     // Holds last a second, so one can run out; a payment or cancellation that finds its hold
     // expired still records its metrics, which is all this test needs of them.
-    let (app, tokens) = TestApp::with_active_fans(4, 2, 1_000_000, |config| {
+    let (app, fans) = TestApp::staged(4, 2, 1_000_000, |config| {
         config.hold_ttl_seconds = 1;
     })
     .await;
-    let as_fan = |user: i64| {
-        [
-            ("authorization", format!("Bearer {}", app.token_for(user))),
-            ("queue-token", tokens[user as usize - 1].clone()),
-        ]
-    };
+    let as_fan = |user: i64| app.headers_of(&fans[user as usize - 1]);
     let ok = |body: &Value| assert!(body.get("errors").is_none(), "{body}");
 
     ok(&app.graphql("{ concerts { id } }").await);
@@ -661,19 +645,15 @@ async fn every_metric_a_dashboard_queries_is_exported() {
         .expect("an ID is a string")
         .to_owned();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let (expired, _) = app.sweeper().sweep_once().await.unwrap();
+    let (expired, _) = app.sweep_expired_holds().await;
     assert!(expired >= 1);
-    let event = diesel::sql_query(
-        "SELECT payload FROM outbox WHERE event_type = 'seats.expired' \
-         AND payload->>'reservation_id' = $1",
-    )
-    .bind::<diesel::sql_types::Text, _>(&expiring)
-    .get_result::<Payload>(&mut app.db().await)
-    .await
-    .expect("the sweeper wrote a seats.expired event")
-    .payload;
-    let event: ExpiredHold = serde_json::from_value(event).unwrap();
-    assert_eq!(app.expiry_handler().handle(&event).await.unwrap(), 1);
+    let event = app
+        .expired_events_in_outbox()
+        .await
+        .into_iter()
+        .find(|event| event.reservation_id.to_string() == expiring)
+        .expect("the sweeper wrote a seats.expired event");
+    assert_eq!(app.release_expired(&event).await, 1);
 
     let exposition = app.get("/metrics").await.text().await.unwrap();
     let exported = exported_names(&exposition);

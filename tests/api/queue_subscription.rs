@@ -1,14 +1,10 @@
 //! A real websocket client (graphql-transport-ws) subscribes to its place in line and is pushed
 //! WAITING updates, then ACTIVE.
 
-mod common;
-
-use common::TestApp;
-use common::ws::{connect, next_json, subscribe};
-use concert_reservation::auth::Viewer;
-use concert_reservation::ids::{ConcertId, UserId};
-use concert_reservation::seed::SeedOptions;
 use serde_json::json;
+
+use crate::helpers::ws::{connect, next_json, subscribe};
+use crate::helpers::{CONCERT, TestApp};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribers_get_waiting_updates_then_active() {
@@ -19,33 +15,11 @@ async fn subscribers_get_waiting_updates_then_active() {
         config.queue_active_ttl_seconds = 1;
     })
     .await;
-    app.seed(SeedOptions {
-        concerts: 1,
-        schedules_per_concert: 1,
-        seats_per_schedule: 1,
-        users: 1,
-        ..SeedOptions::default()
-    })
-    .await;
-    let concert = ConcertId(1);
+    app.seed_catalogue(1, 1, 1).await;
     for user in [1, 2] {
-        app.context
-            .queue
-            .enter(
-                Viewer {
-                    user_id: UserId(user),
-                },
-                concert,
-            )
-            .await
-            .unwrap();
+        app.enter_queue(user, CONCERT).await.unwrap();
     }
-    let mine = app
-        .context
-        .queue
-        .enter(Viewer { user_id: UserId(3) }, concert)
-        .await
-        .unwrap();
+    let mine = app.enter_queue(3, CONCERT).await.unwrap();
 
     let mut socket = connect(
         &app,
@@ -57,7 +31,7 @@ async fn subscribers_get_waiting_updates_then_active() {
         "connection_ack"
     );
     let query = "subscription($t: String!) { queueStatus(token: $t) { status position estimatedWaitSeconds } }";
-    subscribe(&mut socket, "1", query, json!({ "t": mine.token })).await;
+    subscribe(&mut socket, "1", query, json!({ "t": mine.queue_token })).await;
 
     let mut updates = Vec::new();
     while let Some(message) = next_json(&mut socket).await {

@@ -1,0 +1,19 @@
+//! The integration tests, in one binary (one link instead of one per file). Each test spawns its
+//! own [`helpers::TestApp`]: a real server on a free port with its own database, Redis key prefix
+//! and Kafka topics, so tests run in parallel and in any order.
+
+mod helpers;
+
+mod catalogue;
+mod dashboards;
+mod drift;
+mod expiry;
+mod hardening;
+mod holds;
+mod http;
+mod payments;
+mod queue;
+mod queue_subscription;
+mod schema_file;
+mod seat_map;
+mod verify;
