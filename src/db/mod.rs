@@ -35,6 +35,7 @@ pub struct Database {
     pool: Pool<AsyncPgConnection>,
     max_size: u32,
     statements: Arc<AtomicU64>,
+    checkouts: Arc<AtomicU64>,
 }
 
 impl Database {
@@ -79,12 +80,14 @@ impl Database {
             pool,
             max_size: config.database_pool_size,
             statements,
+            checkouts: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// A pooled connection; the time spent waiting for it is recorded.
     pub async fn conn(&self) -> AppResult<DbConn> {
         let started = Instant::now();
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
         let conn = self.pool.get_owned().await;
         metrics::histogram!(m::DB_POOL_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(conn?)
@@ -93,6 +96,11 @@ impl Database {
     /// SQL statements run by this pool's connections since start-up.
     pub fn statements_run(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Pool checkouts asked for since start-up (also the count of `db_pool_wait_seconds`).
+    pub fn checkouts(&self) -> u64 {
+        self.checkouts.load(Ordering::Relaxed)
     }
 
     /// Pool gauges, refreshed when `/metrics` is scraped.

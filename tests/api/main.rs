@@ -5,8 +5,10 @@
 mod helpers;
 
 mod catalogue;
+mod cost;
 mod dashboards;
 mod drift;
+mod events;
 mod expiry;
 mod hardening;
 mod holds;

@@ -242,6 +242,11 @@ impl TestApp {
     pub fn statements_run(&self) -> u64 {
         self.context.db.statements_run()
     }
+
+    /// Pool checkouts the server has made so far.
+    pub fn checkouts(&self) -> u64 {
+        self.context.db.checkouts()
+    }
 }
 
 impl Drop for TestApp {
