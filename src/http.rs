@@ -111,7 +111,11 @@ async fn graphql(
         .identify(header(header::AUTHORIZATION.as_str()));
     let queue_token = QueueTokenHeader(header(QUEUE_TOKEN_HEADER).map(str::to_owned));
     let batch = batch
-        .data(Loaders::new(&state.app.db, &state.app.seat_map))
+        .data(Loaders::new(
+            &state.app.db,
+            &state.app.seat_map,
+            &state.app.concerts,
+        ))
         .data(identity)
         .data(queue_token);
     execute_within_timeout(&state, batch).await
@@ -251,7 +255,7 @@ fn connection_data(
         return Err(async_graphql::Error::new(reason.clone()));
     }
     let mut data = async_graphql::Data::default();
-    data.insert(Loaders::new(&app.db, &app.seat_map));
+    data.insert(Loaders::new(&app.db, &app.seat_map, &app.concerts));
     data.insert(identity);
     Ok(data)
 }

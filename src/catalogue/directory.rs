@@ -1,6 +1,8 @@
-//! Which concerts exist and which concert each schedule belongs to, remembered in process:
-//! entering a queue and guarding a hold are the hottest paths of an on-sale and must not hit
-//! PostgreSQL each time.
+//! Which concerts exist, and the schedules (which concert each belongs to, where and when),
+//! remembered in process: entering a queue, guarding a hold and showing a seat map are the
+//! hottest paths of an on-sale and must not hit PostgreSQL each time.
+
+use std::collections::HashMap;
 
 use crate::catalogue::{Concert, Schedule};
 use crate::db::Database;
@@ -13,10 +15,14 @@ use crate::ids::{ConcertId, ScheduleId};
 ///
 /// It also remembers which concert a schedule belongs to (that never changes), so the guard of
 /// holds and payments needs no query to find the queue a request must be ACTIVE in.
+///
+/// Schedule rows are remembered for the same TTL: a seat map request reads its schedule from
+/// here, so a cached seat map costs no SQL at all.
 #[derive(Clone)]
 pub struct ConcertDirectory {
     known: moka::future::Cache<ConcertId, bool>,
     concert_of: moka::future::Cache<ScheduleId, Option<ConcertId>>,
+    schedules: moka::sync::Cache<ScheduleId, Schedule>,
 }
 
 const CONCERT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -33,11 +39,41 @@ impl Default for ConcertDirectory {
                 .max_capacity(100_000)
                 .time_to_live(CONCERT_CACHE_TTL)
                 .build(),
+            schedules: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CONCERT_CACHE_TTL)
+                .build(),
         }
     }
 }
 
 impl ConcertDirectory {
+    /// The schedules among `ids` that exist: cached rows, and the rest read in one query.
+    pub async fn schedules(
+        &self,
+        db: &Database,
+        ids: &[ScheduleId],
+    ) -> AppResult<HashMap<ScheduleId, Schedule>> {
+        let mut found: HashMap<ScheduleId, Schedule> = ids
+            .iter()
+            .filter_map(|&id| Some((id, self.schedules.get(&id)?)))
+            .collect();
+        let missing: Vec<ScheduleId> = ids
+            .iter()
+            .filter(|id| !found.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let mut conn = db.conn().await?;
+            let loaded = Schedule::by_ids(&mut conn, &missing).await?;
+            for (&id, schedule) in &loaded {
+                self.schedules.insert(id, schedule.clone());
+            }
+            found.extend(loaded);
+        }
+        Ok(found)
+    }
+
     /// True when the concert exists. Concurrent misses for one id share a single query.
     pub async fn exists(&self, db: &Database, id: ConcertId) -> AppResult<bool> {
         self.known

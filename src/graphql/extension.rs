@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextResolve,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
     NextValidation,
 };
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
 use crate::error::code;
@@ -25,9 +25,13 @@ impl ExtensionFactory for Observability {
     }
 }
 
-/// One per request: remembers the root fields the operation selected, which name it in metrics.
+/// One per request: remembers the root fields the executed operation selects, which name it in
+/// metrics. They are read from the parsed document once per request, not from a hook on every
+/// resolved field (a boxed future per field of every response).
 #[derive(Default)]
 struct RequestObserver {
+    /// The root fields of each operation of the document, by operation name.
+    by_operation: Mutex<Vec<(Option<String>, BTreeSet<String>)>>,
     root_fields: Mutex<BTreeSet<String>>,
 }
 
@@ -82,7 +86,14 @@ impl Extension for RequestObserver {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut error| {
+        let parsed = next.run(ctx, query, variables).await;
+        if let Ok(document) = &parsed {
+            *self
+                .by_operation
+                .lock()
+                .expect("operation map is never poisoned") = root_fields_of(document);
+        }
+        parsed.map_err(|mut error| {
             let code = if error.message.contains("number of directives") {
                 code::TOO_MANY_DIRECTIVES
             } else if error.message.contains("recursion") {
@@ -113,19 +124,79 @@ impl Extension for RequestObserver {
         })
     }
 
-    async fn resolve(
+    async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,
-        info: async_graphql::extensions::ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_none() {
-            self.root_fields
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let selected = {
+            let operations = self
+                .by_operation
                 .lock()
-                .expect("root field set is never poisoned")
-                .insert(info.name.to_owned());
+                .expect("operation map is never poisoned");
+            operations
+                .iter()
+                .find(|(name, _)| operation_name.is_none() || name.as_deref() == operation_name)
+                .map(|(_, fields)| fields.clone())
+        };
+        if let Some(fields) = selected {
+            *self
+                .root_fields
+                .lock()
+                .expect("root field set is never poisoned") = fields;
         }
-        next.run(ctx, info).await
+        next.run(ctx, operation_name).await
+    }
+}
+
+/// The root field names each operation of `document` selects, through its fragments.
+fn root_fields_of(document: &ExecutableDocument) -> Vec<(Option<String>, BTreeSet<String>)> {
+    document
+        .operations
+        .iter()
+        .map(|(name, operation)| {
+            let mut fields = BTreeSet::new();
+            collect_fields(document, &operation.node.selection_set.node, &mut fields, 0);
+            (name.map(ToString::to_string), fields)
+        })
+        .collect()
+}
+
+fn collect_fields(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    fields: &mut BTreeSet<String>,
+    depth: usize,
+) {
+    // Fragments may not form cycles (validation), but this runs before validation has said so.
+    if depth > 8 {
+        return;
+    }
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                fields.insert(field.node.name.node.to_string());
+            }
+            Selection::InlineFragment(fragment) => {
+                collect_fields(
+                    document,
+                    &fragment.node.selection_set.node,
+                    fields,
+                    depth + 1,
+                );
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    collect_fields(
+                        document,
+                        &fragment.node.selection_set.node,
+                        fields,
+                        depth + 1,
+                    );
+                }
+            }
+        }
     }
 }
 

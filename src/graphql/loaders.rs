@@ -7,6 +7,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 
 use crate::booking::Reservation;
 use crate::booking::seat_map::SeatMap;
+use crate::catalogue::directory::ConcertDirectory;
 use crate::catalogue::{Concert, Schedule, Seat};
 use crate::db::Database;
 use crate::error::AppError;
@@ -32,6 +33,9 @@ impl From<LoadError> for async_graphql::Error {
 /// Ids per batch: large enough that a realistic request is one batch per level.
 const MAX_BATCH: usize = 10_000;
 
+/// How long a loader waits for more keys before it queries.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::ZERO;
+
 /// The loaders of one request (or one websocket connection), added to its GraphQL data.
 #[derive(Clone)]
 pub struct Loaders {
@@ -45,13 +49,17 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: &Database, seat_map: &SeatMap) -> Self {
+    pub fn new(db: &Database, seat_map: &SeatMap, directory: &ConcertDirectory) -> Self {
         fn loader<T: Send + Sync + 'static>(inner: T) -> Arc<DataLoader<T>> {
-            Arc::new(DataLoader::new(inner, tokio::spawn).max_batch_size(MAX_BATCH))
+            Arc::new(
+                DataLoader::new(inner, tokio::spawn)
+                    .max_batch_size(MAX_BATCH)
+                    .delay(BATCH_DELAY),
+            )
         }
         Self {
             concerts: loader(ConcertsById(db.clone())),
-            schedules: loader(SchedulesById(db.clone())),
+            schedules: loader(SchedulesById(db.clone(), directory.clone())),
             schedules_by_concert: loader(SchedulesByConcert(db.clone())),
             seats_by_schedule: loader(SeatsBySchedule(db.clone(), seat_map.clone())),
             available_by_schedule: loader(AvailableBySchedule(db.clone(), seat_map.clone())),
@@ -62,7 +70,8 @@ impl Loaders {
 }
 
 pub struct ConcertsById(Database);
-pub struct SchedulesById(Database);
+/// Schedules from the in-process concert directory; misses are read in one statement.
+pub struct SchedulesById(Database, ConcertDirectory);
 pub struct SchedulesByConcert(Database);
 /// Seat maps come from the short-lived Redis cache; misses are read in one statement and cached.
 pub struct SeatsBySchedule(Database, SeatMap);
@@ -88,10 +97,7 @@ impl Loader<ScheduleId> for SchedulesById {
     type Error = LoadError;
 
     async fn load(&self, ids: &[ScheduleId]) -> Result<HashMap<ScheduleId, Schedule>, Self::Error> {
-        let mut conn = self.0.conn().await?;
-        Ok(Schedule::by_ids(&mut conn, ids)
-            .await
-            .map_err(AppError::from)?)
+        Ok(self.1.schedules(&self.0, ids).await?)
     }
 }
 

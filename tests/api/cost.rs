@@ -144,3 +144,20 @@ struct FreeRow {
     #[diesel(sql_type = Bool)]
     free: bool,
 }
+
+#[tokio::test]
+async fn a_cached_seat_map_reads_no_sql() {
+    let (app, _) = TestApp::staged(50, 1, 0, |_| {}).await;
+    let seat_map = "query schedule($id: ID!) { schedule(id: $id) { id availableSeats \
+                    seats { id number grade price status } } }";
+    let variables = json!({ "id": "1" });
+    let first = app.graphql_with(seat_map, variables.clone()).await;
+    assert_eq!(
+        first["data"]["schedule"]["seats"].as_array().map(Vec::len),
+        Some(50),
+        "{first}"
+    );
+    let (statements, checkouts, again) = cost_of(&app, app.graphql_with(seat_map, variables)).await;
+    assert_eq!(again, first);
+    assert_eq!((statements, checkouts), (0, 0), "a cached seat map");
+}
