@@ -97,7 +97,7 @@ function measureOptions() {
 
 function prepareOptions() {
   return {
-    scenarios: { prepare: { executor: 'per-vu-iterations', vus: PREP_VUS, iterations: 1, maxDuration: '900s', gracefulStop: '10s' } },
+    scenarios: { prepare: { executor: 'per-vu-iterations', exec: 'prepare', vus: PREP_VUS, iterations: 1, maxDuration: '900s', gracefulStop: '10s' } },
     batch: PREP_BATCH,
     batchPerHost: PREP_BATCH,
     summaryTrendStats: TREND_STATS,
