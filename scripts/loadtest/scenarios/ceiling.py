@@ -406,6 +406,7 @@ def cpu_chart(ctx, operations):
     ax.set_title("CPU ms per request by process, per operation", fontsize=11)
     ax.set_ylabel("CPU ms per request")
     ax.grid(alpha=0.3, axis="y")
+    ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = ctx.out / "cpu-per-op.png"
