@@ -5,7 +5,8 @@ part, throughput, latency, CPU ms per request of the server, PostgreSQL, Redis a
 samples inside the part's window, its edges trimmed) and SQL statements and pool checkouts per
 request (the server's own counters over the same window). pgbench on the hold statement
 (k6-graphql/tools/hold.pgbench.sql) in two variants: rollback (no commit flush: an upper bound)
-and commit (then the seat given back: a lower bound).
+and commit (then the seat given back: a lower bound), and on the payment statement
+(k6-graphql/tools/pay.pgbench.sql), rolled back (an upper bound).
 Env: CEILING_VUS (32), HOLD_VUS (16), PAY_VUS (16), PAY_HOLDS (holds prepared for the pay part:
 --duration x 1,500; x 300 in a smoke run), PGBENCH_CLIENTS (16), PGBENCH_JOBS (2)."""
 
@@ -41,7 +42,9 @@ RATIOS = (("GraphQL `{ __typename }` req/s ÷ /healthz req/s", "typename", "heal
           ("API holds/s ÷ pgbench holds/s (commit + give back)", "api_holds", "pgbench_commit",
            "HTTP, GraphQL, JWT, queue check in Redis, pool, seat-map invalidation around the same SQL"),
           ("API holds/s ÷ pgbench holds/s (rolled back)", "api_holds", "pgbench_rollback",
-           "the same against the no-commit upper bound"))
+           "the same against the no-commit upper bound"),
+          ("API payments/s ÷ pgbench payments/s (rolled back)", "api_payments", "pgbench_pay_rollback",
+           "HTTP, GraphQL, JWT, queue check and end in Redis, pool, seat-map update and the commit around the same SQL"))
 # Issue 11's targets per operation: (operation, what, key in its row, limit).
 TARGETS = (("hold_best_available", "SQL statements per hold (net of background, to 0.1)", "statements_per_op_net", 3),
            ("hold_best_available", "pool checkouts per hold (net of background, to 0.1)", "checkouts_per_op_net", 1),
@@ -71,7 +74,8 @@ class Ceiling(Scenario):
         # Concert 1: the holds part's schedules (fan i on schedule j, a pair used once, for up to
         # HOLD_RATE_CAP holds/s), the seat map's (schedule 1) and pgbench's. Concert 2: the holds
         # the pay part pays, one seat each of its schedules, in order.
-        self.schedules = -(-max(self.secs * HOLD_RATE_CAP, self.pay_holds) // SEATS)
+        # The last schedules of concert 2 hold one seat for each pgbench client (the pay variant).
+        self.schedules = -(-max(self.secs * HOLD_RATE_CAP, self.pay_holds) // SEATS) + -(-self.clients // SEATS)
         self.k6_env = {"SECONDS_EACH": self.secs, "VUS": os.environ.get("CEILING_VUS") or 32, "HOLD_VUS": hold_vus,
                        "PAY_VUS": env_int("PAY_VUS", 16), "HOLD_FANS": HOLD_FANS, "SCHEDULES": self.schedules,
                        "SEATS_PER_SCHEDULE": SEATS, "CONCERT_ID": 1, "PAY_CONCERT_ID": 2, "SEAT_MAP_SCHEDULE": 1,
@@ -92,6 +96,10 @@ class Ceiling(Scenario):
                         f"schedules ({bad} rows): ceiling.js cannot address them")
         for variant in ("rollback", "commit"):
             self.pgbench(run, variant)
+        # One hold for each pgbench client (fan c + 1) on the last schedules of concert 2.
+        run.db.value("select count(hold_seats(u, %s - (u - 1) / %s, NULL, 1, 86400000)) from generate_series(1, %s) u",
+                     (2 * self.schedules, SEATS, self.clients))
+        self.pgbench(run, "pay-rollback")
         say(f"prepare: {self.pay_holds} holds through the API for the pay part (log: {rel(run.out_dir / 'prepare-k6.log')})")
         started = utc_now()
         seconds, rc = run.run_phase("prepare")
@@ -105,15 +113,19 @@ class Ceiling(Scenario):
         self.k6_env["PREPARED"] = str(run.out_dir / "prepared.json")
 
     def pgbench(self, run, variant):
-        say(f"pgbench: the hold statement ({variant}), {self.clients} clients, {self.secs}s")
-        template = read_text(PROJECT_ROOT / "k6-graphql" / "tools" / "hold.pgbench.sql")
+        """pgbench for --duration on the hold statement (variant rollback or commit) or the payment
+        statement (pay-rollback); pgbench-<variant>.{sql,log}."""
+        what = "payment" if variant.startswith("pay") else "hold"
+        say(f"pgbench: the {what} statement ({variant}), {self.clients} clients, {self.secs}s")
+        template = read_text(PROJECT_ROOT / "k6-graphql" / "tools" / f"{what.replace('payment', 'pay')}.pgbench.sql")
         script = re.sub(rf"(?m)^-- @{variant}@ ", "", template)
         (run.out_dir / f"pgbench-{variant}.sql").write_text(script)
         log = run.out_dir / f"pgbench-{variant}.log"
         with open(log, "wb") as f:
             rc = subprocess.call(["pgbench", "-n", "-f", str(run.out_dir / f"pgbench-{variant}.sql"), "-c", str(self.clients),
                                   "-j", os.environ.get("PGBENCH_JOBS") or "2", "-T", str(self.secs), "-P", "1",
-                                  "-D", f"nschedules={self.schedules}", run.db.url], stdout=f, stderr=subprocess.STDOUT)
+                                  "-D", f"nschedules={self.schedules}", "-D", "concert=2", "-D", f"last_schedule={2 * self.schedules}",
+                                  run.db.url], stdout=f, stderr=subprocess.STDOUT)
         if rc != 0:
             print("\n".join(read_text(log).splitlines()[-20:]))
             raise Fatal(f"pgbench ({variant}) failed")
@@ -125,10 +137,11 @@ class Ceiling(Scenario):
         failed = {"healthz": s.get("http_req_failed{part:healthz}", "value")}
         failed.update({p: s.get(f"graphql_failed{{part:{p}}}", "value") for p, _, _, _ in PARTS[1:]})
         pg = {v: pgbench_result(read_text(ctx.run_dir / f"pgbench-{v}.log")) for v in ("rollback", "commit")}
+        pg["pay_rollback"] = pgbench_result(read_text(ctx.run_dir / "pgbench-pay-rollback.log"))
         ceilings = {"healthz": parts["healthz"]["per_s"], "typename": parts["typename"]["per_s"], "api_holds": parts["holds"]["ok_per_s"],
                     "pgbench_rollback": pg["rollback"]["tps"], "pgbench_commit": pg["commit"]["tps"],
                     "seat_map": parts["seatmap"]["ok_per_s"], "queue_status": parts["queueStatus"]["ok_per_s"],
-                    "api_payments": parts["pay"]["ok_per_s"]}
+                    "api_payments": parts["pay"]["ok_per_s"], "pgbench_pay_rollback": pg["pay_rollback"]["tps"]}
         ratios = [{"ratio": label, "value": ratio(ceilings[a], ceilings[b])} for label, a, b, _ in RATIOS]
         committed = [] if ctx.smoke else committed_results(ceilings)
         windows = part_windows(ctx, secs_each)
@@ -150,7 +163,8 @@ class Ceiling(Scenario):
             headline=(f"/healthz {n0(ceilings['healthz'])} req/s, GraphQL `{{ __typename }}` {n0(ceilings['typename'])} req/s, seat map "
                       f"{n0(ceilings['seat_map'])} req/s, `queueStatus` {n0(ceilings['queue_status'])} req/s, API holds "
                       f"{n0(ceilings['api_holds'])}/s, payments {n0(ceilings['api_payments'])}/s; pgbench on the hold statement "
-                      f"{n0(ceilings['pgbench_commit'])} tps committed ({n0(ceilings['pgbench_rollback'])} tps rolled back)."),
+                      f"{n0(ceilings['pgbench_commit'])} tps committed ({n0(ceilings['pgbench_rollback'])} tps rolled back), on the "
+                      f"payment statement {n0(ceilings['pgbench_pay_rollback'])} tps rolled back."),
             data={"load_model": {"seconds_each": secs_each, "vus": ctx.k6_env.get("VUS"), "hold_vus": ctx.k6_env.get("HOLD_VUS"),
                                  "pay_vus": ctx.k6_env.get("PAY_VUS"), "pay_holds_wanted": ctx.env_int("PAY_HOLDS", 0)},
                   "prepare": prep,
@@ -342,7 +356,8 @@ def ceiling_table(parts, pg):
     rows = [[NAMES[p], f"**{n0(d['ok_per_s'] if p in ('holds', 'pay') else d['per_s'])}**/s",
              " / ".join(ms(d["latency_ms"].get(k)) for k in ("med", "p(95)", "p(99)"))] for p, d in parts.items()]
     for v, label in (("rollback", "pgbench: `SELECT hold_seats(…)`, rolled back (upper bound)"),
-                     ("commit", "pgbench: `SELECT hold_seats(…)` committed, then given back (lower bound)")):
+                     ("commit", "pgbench: `SELECT hold_seats(…)` committed, then given back (lower bound)"),
+                     ("pay_rollback", "pgbench: `SELECT pay_reservation(…)`, rolled back (upper bound)")):
         rows.append([label, f"**{n0(pg[v]['tps'])}** tps", f"average {ms(pg[v]['latency_ms'])} ({n0(pg[v]['transactions'])} "
                      f"transactions, {n0(pg[v]['failed'])} failed)"])
     return Table(["ceiling", "throughput", "latency P50 / P95 / P99"], rows)
