@@ -72,9 +72,9 @@ class Ceiling(Scenario):
         smoke = os.environ.get("SMOKE") == "1"
         self.pay_holds = env_int("PAY_HOLDS", self.secs * (300 if smoke else 1500))
         # Concert 1: the holds part's schedules (fan i on schedule j, a pair used once, for up to
-        # HOLD_RATE_CAP holds/s), the seat map's (schedule 1) and pgbench's. Concert 2: the holds
-        # the pay part pays, one seat each of its schedules, in order.
-        # The last schedules of concert 2 hold one seat for each pgbench client (the pay variant).
+        # HOLD_RATE_CAP holds/s), the seat map's (schedule 1) and pgbench's holds. Concert 2: the
+        # holds the pay part pays, one seat each of its schedules, in order, and on its last
+        # schedules one hold for each pgbench client (the payment statement's variant).
         self.schedules = -(-max(self.secs * HOLD_RATE_CAP, self.pay_holds) // SEATS) + -(-self.clients // SEATS)
         self.k6_env = {"SECONDS_EACH": self.secs, "VUS": os.environ.get("CEILING_VUS") or 32, "HOLD_VUS": hold_vus,
                        "PAY_VUS": env_int("PAY_VUS", 16), "HOLD_FANS": HOLD_FANS, "SCHEDULES": self.schedules,
@@ -86,8 +86,9 @@ class Ceiling(Scenario):
         self.server_env = queue_settings(100000, self.pay_holds + HOLD_FANS + 1000, 120, 3600, HOLD_TTL_SECONDS=3600)
 
     def prepare(self, run):
-        """pgbench on the hold statement, each variant for --duration; then the pay part's holds
-        through the API (k6 PHASE=prepare), collected into prepared.json."""
+        """pgbench on the hold statement (two variants) and on the payment statement, each for
+        --duration; then the pay part's holds through the API (k6 PHASE=prepare), collected into
+        prepared.json."""
         bad = run.db.value("select count(*) from seats s join schedules sc on sc.id = s.schedule_id "
                            "where s.id <> (s.schedule_id - 1) * %s + s.number "
                            "or sc.concert_id <> case when s.schedule_id <= %s then 1 else 2 end", (SEATS, self.schedules))
