@@ -155,7 +155,7 @@ class Ceiling(Scenario):
         chart = cpu_chart(ctx, operations)
         return Report(
             title=self.title, judge_plan=False, resources=res, resources_window="over the k6 parts",
-            goals=goals(failed, pg, no_hold, ctx.smoke),
+            goals=goals(failed, pg, no_hold, s.count("ceiling_schedules_exhausted"), ctx.smoke),
             load_model=(f"each part {secs_each} s, one after the other, closed model: /healthz, `{{ __typename }}`, the seat map "
                         f"and `queueStatus` with {ctx.k6_env.get('VUS')} VUs, API holds with {ctx.k6_env.get('HOLD_VUS')} VUs, "
                         f"payments with {ctx.k6_env.get('PAY_VUS')} VUs ({n0(prep.get('holds'))} holds prepared through the API "
@@ -301,11 +301,12 @@ def target_rows(operations, smoke):
     return out
 
 
-def goals(failed, pg, no_hold, smoke):
+def goals(failed, pg, no_hold, exhausted, smoke):
     ok_parts = all((failed[p] or 0) < 0.01 for p in failed) and all(pg[v]["tps"] for v in pg)
     return [("every part ran (< 1 % failed requests, pgbench finished)", ", ".join(f"{p} {pct(failed[p], 2)}" for p in failed), ok_parts),
             ("the pay part never ran out of prepared holds (else raise PAY_HOLDS)", f"{n0(no_hold)} iterations without one",
-             None if smoke else no_hold == 0)]
+             None if smoke else no_hold == 0),
+            ("the holds part never ran out of fresh fan x schedule pairs", f"{n0(exhausted)} iterations without one", exhausted == 0)]
 
 
 def ratio(a, b):
