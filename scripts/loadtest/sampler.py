@@ -147,6 +147,11 @@ class Sampler(threading.Thread):
             "admissions": counter_sum(prom, "queue_admissions_total"),
             "queue_waiting": counter_sum(prom, "queue_waiting"),
             "queue_active": counter_sum(prom, "queue_active"),
+            # Per-operation costs (the ceiling's parts): every SQL statement the pool ran, every
+            # pool checkout, and the wall clock of this scrape (to place a part's window).
+            "db_statements": counter_sum(prom, "db_statements_total"),
+            "db_checkouts": counter_sum(prom, "db_pool_wait_seconds_count"),
+            "unix": time.time(),
         }
 
 

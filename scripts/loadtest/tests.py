@@ -87,5 +87,26 @@ class Charts(unittest.TestCase):
         self.assertEqual(p99, 10.0)
 
 
+class CeilingWindows(unittest.TestCase):
+    def test_cpu_of_a_window_counts_partial_samples_by_their_overlap(self):
+        from loadtest.scenarios.ceiling import cpu_ms
+        rows = [{"t": 0.0, "server_cpu": 0}, {"t": 1.0, "server_cpu": 50}, {"t": 2.0, "server_cpu": 100}, {"t": 3.0, "server_cpu": None}]
+        total, covered = cpu_ms(rows, "server_cpu", 0.5, 2.5)
+        self.assertAlmostEqual(total, 0.5 * 0.5 * 1000 + 1.0 * 1000)
+        self.assertAlmostEqual(covered, 1.5)
+
+    def test_counters_are_interpolated_between_scrapes(self):
+        from loadtest.scenarios.ceiling import delta, value_at
+        series = [{"t": 1.0, "db_statements": 10}, {"t": 2.0, "db_statements": 30}, {"t": 3.0}, {"t": 4.0, "db_statements": 50}]
+        self.assertEqual(value_at(series, "db_statements", 1.5), 20)
+        self.assertEqual(delta(series, "db_statements", 1.5, 3.0), 20)
+        self.assertIsNone(value_at(series, "db_statements", 5.0))
+
+    def test_the_parts_clock_comes_from_the_k6_log(self):
+        from loadtest.scenarios.ceiling import k6_t0_ms
+        self.assertEqual(k6_t0_ms('time="x" level=info msg="CEILING_T0 1764462000123" source=console'), 1764462000123)
+        self.assertIsNone(k6_t0_ms(""))
+
+
 if __name__ == "__main__":
     unittest.main()
