@@ -11,6 +11,12 @@ use concert_reservation::verify::{self, VerifyOptions};
 use concert_reservation::{db, graphql, telemetry};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers (JSON,
+/// GraphQL values), and glibc's malloc/free were ~13 % of the server's CPU samples on a cached
+/// seat map (docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
