@@ -4,6 +4,7 @@
 //! ...), so its signature says what it touches.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::booking::Booking;
@@ -12,6 +13,7 @@ use crate::catalogue::directory::ConcertDirectory;
 use crate::config::Config;
 use crate::db::Database;
 use crate::events::Kafka;
+use crate::limit::BookingLimit;
 use crate::payment::Payments;
 use crate::queue::broadcast::QueueBroadcast;
 use crate::queue::{Queue, QueueSettings};
@@ -41,14 +43,19 @@ impl App {
         let queue = Queue::new(redis.clone(), QueueSettings::from_config(&config));
         let concerts = ConcertDirectory::default();
         let seat_map = SeatMap::new(redis.clone(), config.seat_map_cache_ttl_seconds);
+        let limit = BookingLimit::new(
+            config.booking_slots(),
+            Duration::from_millis(config.busy_retry_after_ms),
+        );
         let booking = Booking::new(
             db.clone(),
             concerts.clone(),
             queue.clone(),
             seat_map.clone(),
+            limit.clone(),
             &config,
         );
-        let payments = Payments::new(db.clone(), queue.clone(), seat_map.clone(), &config);
+        let payments = Payments::new(db.clone(), queue.clone(), seat_map.clone(), limit, &config);
         Ok(Self {
             kafka: Kafka::connect(&config)?,
             auth: Authenticator::new(&config),

@@ -31,6 +31,22 @@ pub struct Config {
     #[arg(long, env = "DATABASE_POOL_TIMEOUT_MS", default_value_t = 5_000)]
     pub database_pool_timeout_ms: u64,
 
+    /// Most holds, payments, cancellations and charges running at once in this instance; one more
+    /// is answered `BUSY` with `extensions.retryAfterMs` at once instead of waiting for a pooled
+    /// connection. 0 takes it from the pool: `DATABASE_POOL_SIZE`. Env `BOOKING_CONCURRENCY`.
+    #[arg(long, env = "BOOKING_CONCURRENCY", default_value_t = 0)]
+    pub booking_concurrency: u32,
+
+    /// About how long a client refused by the booking limit should wait before it retries (the
+    /// hint is spread ±50 %). Env `BUSY_RETRY_AFTER_MS`.
+    #[arg(long, env = "BUSY_RETRY_AFTER_MS", default_value_t = 250)]
+    pub busy_retry_after_ms: u64,
+
+    /// PostgreSQL connections of the background work (outbox relay, expiry sweeper and consumer),
+    /// a pool of their own so requests never starve them. Env `DATABASE_BACKGROUND_POOL_SIZE`.
+    #[arg(long, env = "DATABASE_BACKGROUND_POOL_SIZE", default_value_t = 4)]
+    pub database_background_pool_size: u32,
+
     /// `statement_timeout` set on every connection. Env `DATABASE_STATEMENT_TIMEOUT_MS`.
     #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
     pub database_statement_timeout_ms: u64,
@@ -236,6 +252,16 @@ impl Config {
 
     pub fn database_pool_timeout(&self) -> Duration {
         Duration::from_millis(self.database_pool_timeout_ms)
+    }
+
+    /// The booking limit's size: `BOOKING_CONCURRENCY`, or the pool's size when that is 0.
+    pub fn booking_slots(&self) -> usize {
+        let slots = if self.booking_concurrency == 0 {
+            self.database_pool_size
+        } else {
+            self.booking_concurrency
+        };
+        slots as usize
     }
 
     pub fn request_timeout(&self) -> Duration {

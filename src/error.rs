@@ -98,6 +98,10 @@ pub enum AppError {
     HoldAlreadyExists,
     #[error("the system is busy, retry in a moment")]
     Busy,
+    /// Refused before any work because the booking path is at its limit: `BUSY`, with
+    /// `extensions.retryAfterMs`.
+    #[error("the system is busy, retry in {retry_after_ms} ms")]
+    Overloaded { retry_after_ms: u64 },
     #[error("the hold expired before payment; nothing was charged")]
     HoldExpired,
     #[error("the hold was cancelled; nothing was charged")]
@@ -132,7 +136,7 @@ impl AppError {
             Self::QueueUnavailable(_) => code::QUEUE_UNAVAILABLE,
             Self::SeatUnavailable(_) => code::SEAT_UNAVAILABLE,
             Self::HoldAlreadyExists => code::HOLD_ALREADY_EXISTS,
-            Self::Busy => code::BUSY,
+            Self::Busy | Self::Overloaded { .. } => code::BUSY,
             Self::HoldExpired => code::HOLD_EXPIRED,
             Self::HoldCancelled => code::HOLD_CANCELLED,
             Self::AlreadyPaid => code::ALREADY_PAID,
@@ -181,7 +185,16 @@ impl AppError {
     pub(crate) fn to_graphql(&self) -> async_graphql::Error {
         self.log_cause();
         let code = self.code();
-        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| ext.set("code", code))
+        let retry_after_ms = match self {
+            Self::Overloaded { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
+        };
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(ms) = retry_after_ms {
+                ext.set("retryAfterMs", ms);
+            }
+        })
     }
 }
 

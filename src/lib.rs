@@ -17,6 +17,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod ids;
+pub mod limit;
 pub mod metrics;
 pub mod payment;
 pub mod pubsub;

@@ -30,6 +30,7 @@ pub const HOLDS_TOTAL: &str = "holds_total";
 pub const HOLD_DURATION_SECONDS: &str = "hold_duration_seconds";
 pub const SKIP_LOCKED_MISSES_TOTAL: &str = "skip_locked_misses_total";
 pub const DB_RETRIES_TOTAL: &str = "db_retries_total";
+pub const BOOKING_LIMIT_REFUSALS_TOTAL: &str = "booking_limit_refusals_total";
 pub const PAYMENTS_TOTAL: &str = "payments_total";
 pub const PAYMENT_DURATION_SECONDS: &str = "payment_duration_seconds";
 pub const POINT_CHARGES_TOTAL: &str = "point_charges_total";
@@ -186,6 +187,10 @@ fn describe_all() {
         "Holds refused because a requested seat was locked by another request (SKIP LOCKED)."
     );
     describe_counter!(
+        BOOKING_LIMIT_REFUSALS_TOTAL,
+        "Holds, payments, cancellations and charges refused at once with BUSY because the booking limit (BOOKING_CONCURRENCY) was full."
+    );
+    describe_counter!(
         DB_RETRIES_TOTAL,
         "Transactions retried after a deadlock, serialization failure or lock timeout."
     );
@@ -252,6 +257,7 @@ fn register_label_free() {
         QUEUE_TICK_FAILURES_TOTAL,
         SKIP_LOCKED_MISSES_TOTAL,
         DB_RETRIES_TOTAL,
+        BOOKING_LIMIT_REFUSALS_TOTAL,
         POINT_CHARGES_TOTAL,
         OUTBOX_PUBLISHED_TOTAL,
         OUTBOX_PUBLISH_FAILURES_TOTAL,

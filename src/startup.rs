@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::booking::expiry::consumer::{self, ExpiryHandler};
 use crate::booking::expiry::sweeper::Sweeper;
 use crate::config::Config;
+use crate::db::Database;
 use crate::events::relay::Relay;
 use crate::graphql;
 use crate::http::AppState;
@@ -26,17 +27,24 @@ fn spawn_background(app: &App, cancel: &CancellationToken) -> anyhow::Result<()>
         let own_pool = app.queue.with_store(RedisStore::connect_sized(config, 2)?);
         tokio::spawn(Admitter::new(own_pool).run(cancel.clone()));
     }
+    // The background work has a pool of its own: under overload, requests hold every connection
+    // of theirs, and the outbox and expiry must still move.
+    let background_db = Database::connect_sized(config, config.database_background_pool_size);
     if config.outbox_relay_interval_ms > 0 {
-        let relay = Relay::new(app.db.clone(), app.kafka.clone(), config);
+        let relay = Relay::new(background_db.clone(), app.kafka.clone(), config);
         tokio::spawn(relay.run(cancel.clone()));
     }
     if config.expiry_sweep_interval_ms > 0 {
-        let sweeper = Sweeper::new(app.db.clone(), app.seat_map.clone(), config);
+        let sweeper = Sweeper::new(background_db.clone(), app.seat_map.clone(), config);
         tokio::spawn(sweeper.run(cancel.clone()));
     }
     if config.kafka_consumer_enabled {
         let consumer = consumer::create(config)?;
-        let handler = ExpiryHandler::new(app.db.clone(), app.seat_map.clone(), app.queue.clone());
+        let handler = ExpiryHandler::new(
+            background_db.clone(),
+            app.seat_map.clone(),
+            app.queue.clone(),
+        );
         tokio::spawn(consumer::run(handler, consumer, cancel.clone()));
     }
     let (queue, broadcast, seat_map) = (

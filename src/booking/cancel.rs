@@ -25,6 +25,7 @@ impl Booking {
         reservation_id: ReservationId,
     ) -> AppResult<Reservation> {
         let user = viewer.user_id;
+        let _slot = self.limit.enter()?;
         let mut conn = self.db.conn().await?;
         let result = crate::retry_transaction!(&mut conn, async |tx| cancel_in_transaction(
             tx,

@@ -20,6 +20,7 @@ use crate::db::enums::SeatStatus;
 use crate::db::error::{raised, violates_unique};
 use crate::error::{AppError, AppResult};
 use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
+use crate::limit::BookingLimit;
 use crate::metrics as m;
 use crate::queue::Queue;
 
@@ -27,13 +28,14 @@ pub use reservation::Reservation;
 use seat_map::{SeatChange, SeatMap};
 
 /// What holds and cancellations use: the database, the schedule → concert directory, the queue
-/// that guards holds, the seat map they change, and the hold settings.
+/// that guards holds, the seat map they change, the booking limit and the hold settings.
 #[derive(Clone)]
 pub struct Booking {
     db: Database,
     concerts: ConcertDirectory,
     queue: Queue,
     seat_map: SeatMap,
+    limit: BookingLimit,
     hold_ttl: Duration,
     hold_max_seats: u32,
 }
@@ -44,6 +46,7 @@ impl Booking {
         concerts: ConcertDirectory,
         queue: Queue,
         seat_map: SeatMap,
+        limit: BookingLimit,
         config: &Config,
     ) -> Self {
         Self {
@@ -51,6 +54,7 @@ impl Booking {
             concerts,
             queue,
             seat_map,
+            limit,
             hold_ttl: Duration::from_secs(config.hold_ttl_seconds),
             hold_max_seats: config.hold_max_seats,
         }
@@ -100,6 +104,7 @@ impl Booking {
         self.queue
             .require_active(viewer, concert, queue_token)
             .await?;
+        let _slot = self.limit.enter()?;
         let mut conn = self.db.conn().await?;
 
         let started = Instant::now();

@@ -42,6 +42,12 @@ impl Database {
     /// Builds the pool. Connections are opened lazily, so this succeeds while PostgreSQL is down;
     /// `/readyz` tells whether it answers.
     pub fn connect(config: &Config) -> Self {
+        Self::connect_sized(config, config.database_pool_size)
+    }
+
+    /// A pool of its own of at most `max_size` connections, with the same settings (the
+    /// background work's pool).
+    pub fn connect_sized(config: &Config, max_size: u32) -> Self {
         let statements = Arc::new(AtomicU64::new(0));
         let settings = format!(
             "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {};",
@@ -72,13 +78,13 @@ impl Database {
             manager_config,
         );
         let pool = Pool::builder()
-            .max_size(config.database_pool_size)
+            .max_size(max_size)
             .connection_timeout(config.database_pool_timeout())
             .test_on_check_out(false)
             .build_unchecked(manager);
         Self {
             pool,
-            max_size: config.database_pool_size,
+            max_size,
             statements,
             checkouts: Arc::new(AtomicU64::new(0)),
         }

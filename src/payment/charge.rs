@@ -33,6 +33,7 @@ impl Payments {
         idempotency::validate_key(key)?;
         let user = viewer.user_id;
         let request = format!("charge amount={amount}");
+        let _slot = self.limit.enter()?;
         let mut conn = self.db.conn().await?;
         if let Some(receipt) = idempotency::replay(&mut conn, user, key, &request).await? {
             return Ok(receipt);

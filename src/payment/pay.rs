@@ -60,6 +60,7 @@ impl Payments {
         idempotency::validate_key(key)?;
         let user = viewer.user_id;
         let request = format!("pay reservation={reservation_id}");
+        let _slot = self.limit.enter()?;
         // The queue token names its concert, so the guard needs no query; the transaction then
         // checks that the reservation belongs to that concert. A retry of a payment that went
         // through replays its receipt even though its token has ended since.

@@ -319,7 +319,7 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
         config.expiry_backstop_seconds = 5;
     })
     .await;
-    broker.cut();
+    broker.cut().await;
 
     hold(&app, &fans, 1, &[1, 2]).await.unwrap();
     eventually(

@@ -13,6 +13,7 @@ mod expiry;
 mod hardening;
 mod holds;
 mod http;
+mod overload;
 mod payments;
 mod queue;
 mod queue_subscription;

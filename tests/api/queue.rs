@@ -382,7 +382,7 @@ async fn the_queue_fails_closed_while_redis_is_down_and_recovers() {
     let before = app.graphql_as(1, ENTER, vars.clone()).await;
     assert!(before.get("errors").is_none(), "{before}");
 
-    outage.cut();
+    outage.cut().await;
     let during = app.graphql_as(2, ENTER, vars.clone()).await;
     assert_eq!(code(&during), "QUEUE_UNAVAILABLE", "{during}");
     assert!(

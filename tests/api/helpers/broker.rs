@@ -61,8 +61,8 @@ impl PrivateBroker {
     }
 
     /// The broker becomes unreachable: open connections drop, new ones fail.
-    pub fn cut(&self) {
-        self.relay.cut();
+    pub async fn cut(&self) {
+        self.relay.cut().await;
     }
 
     /// The broker is reachable again, with everything it had.

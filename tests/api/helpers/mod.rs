@@ -97,6 +97,10 @@ impl TestApp {
         create_test_database(&admin_url, &config.database_url, &database).await;
         config.database_url = database_url_for(&config.database_url, &database);
         config.database_pool_size = 8;
+        // Concurrency tests release hundreds of requests at once to prove what the database does
+        // under contention; the booking limit would refuse most of them before they got there.
+        // `tests/api/overload.rs` turns it on.
+        config.booking_concurrency = 100_000;
         config.redis_key_prefix = format!("test:{id}:");
         config.kafka_topic_seats_expired = format!("test-{id}.seats.expired");
         config.kafka_topic_booking_events = format!("test-{id}.booking.events");

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -12,6 +13,8 @@ pub struct Outage {
     pub addr: SocketAddr,
     down: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    /// Relayed connections still open.
+    open: Arc<AtomicUsize>,
 }
 
 impl Outage {
@@ -22,6 +25,8 @@ impl Outage {
         let down = Arc::new(AtomicBool::new(false));
         let (cut, cuts) = watch::channel(0u64);
         let accepting = down.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counting = open.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if accepting.load(Ordering::SeqCst) {
@@ -29,24 +34,37 @@ impl Outage {
                 }
                 let mut cuts = cuts.clone();
                 cuts.borrow_and_update(); // only cuts after this connection opened end it
+                let open = counting.clone();
+                open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cuts.changed() => {}
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        tokio::select! {
+                            biased;
+                            _ = cuts.changed() => {}
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        }
                     }
+                    open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Self { addr, down, cut }
+        Self {
+            addr,
+            down,
+            cut,
+            open,
+        }
     }
 
-    /// Drops every open connection and refuses new ones.
-    pub fn cut(&self) {
+    /// Drops every open connection and refuses new ones; returns once every relayed connection
+    /// is closed, so the next request cannot slip through one that has not noticed the cut yet.
+    pub async fn cut(&self) {
         self.down.store(true, Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
+        let started = Instant::now();
+        while self.open.load(Ordering::SeqCst) > 0 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub fn restore(&self) {

@@ -1,0 +1,62 @@
+//! Refusing early: when the booking limit is full, a hold is answered `BUSY` with a retry hint at
+//! once, instead of waiting for a pooled connection; the slot frees when the work ends.
+
+use std::time::Duration;
+
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use serde_json::json;
+
+use crate::helpers::{TestApp, eventually, scalar};
+
+const HOLD: &str = "mutation($s: ID!) { holdBestAvailable(scheduleId: $s, count: 1) { id } }";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_booking_limit_answers_busy_at_once_with_a_retry_hint() {
+    let (app, fans) = TestApp::staged(10, 2, 1_000_000, |config| {
+        config.booking_concurrency = 1;
+        config.busy_retry_after_ms = 200;
+    })
+    .await;
+    let held = app.hold_seats(&fans[0], &[1]).await.expect("a hold");
+
+    // Fan 0's payment takes the only slot and waits on a lock of fan 0's balance row.
+    let mut blocker = app.db().await;
+    blocker.batch_execute("BEGIN").await.unwrap();
+    diesel::sql_query(format!(
+        "SELECT 1 FROM users WHERE id = {} FOR UPDATE",
+        fans[0].id
+    ))
+    .execute(&mut blocker)
+    .await
+    .unwrap();
+    let app = std::sync::Arc::new(app);
+    let paying = {
+        let (app, fan) = (app.clone(), fans[0].clone());
+        tokio::spawn(async move { app.pay(&fan, held.id, "overload-1").await })
+    };
+    eventually(
+        "the payment waits on the lock",
+        Duration::from_secs(5),
+        async || scalar(&app, "SELECT count(*) AS n FROM pg_locks WHERE NOT granted").await > 0,
+    )
+    .await;
+
+    let refused = app
+        .graphql_with_headers(HOLD, json!({ "s": "1" }), &app.headers_of(&fans[1]))
+        .await;
+    let error = &refused["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BUSY", "{refused}");
+    let hint = error["extensions"]["retryAfterMs"]
+        .as_u64()
+        .expect("a retry hint");
+    assert!((100..=300).contains(&hint), "{refused}");
+
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    paying
+        .await
+        .unwrap()
+        .expect("the payment completes once the lock is gone");
+    app.hold_best_available(&fans[1], 1)
+        .await
+        .expect("the slot is free again");
+}
