@@ -33,7 +33,9 @@ pub struct Config {
 
     /// Most holds, payments, cancellations and charges running at once in this instance; one more
     /// is answered `BUSY` with `extensions.retryAfterMs` at once instead of waiting for a pooled
-    /// connection. 0 takes it from the pool: `DATABASE_POOL_SIZE`. Env `BOOKING_CONCURRENCY`.
+    /// connection. 0 takes it from the pool: twice `DATABASE_POOL_SIZE`, so at most one request
+    /// waits for each connection (a wait of about one hold or payment) and the next is refused.
+    /// Env `BOOKING_CONCURRENCY`.
     #[arg(long, env = "BOOKING_CONCURRENCY", default_value_t = 0)]
     pub booking_concurrency: u32,
 
@@ -254,10 +256,10 @@ impl Config {
         Duration::from_millis(self.database_pool_timeout_ms)
     }
 
-    /// The booking limit's size: `BOOKING_CONCURRENCY`, or the pool's size when that is 0.
+    /// The booking limit's size: `BOOKING_CONCURRENCY`, or twice the pool's size when that is 0.
     pub fn booking_slots(&self) -> usize {
         let slots = if self.booking_concurrency == 0 {
-            self.database_pool_size
+            self.database_pool_size.saturating_mul(2)
         } else {
             self.booking_concurrency
         };
