@@ -108,21 +108,16 @@ impl Booking {
         let mut conn = self.db.conn().await?;
 
         let started = Instant::now();
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            let once = hold_once(
+        let result = crate::retry_statement!(
+            hold_once(
                 &mut conn,
                 viewer.user_id,
                 schedule_id,
                 &choice,
-                self.hold_ttl,
+                self.hold_ttl
             )
-            .await;
-            if let Some(settled) = crate::db::retry::settle(once, attempt).await {
-                break settled;
-            }
-        };
+            .await
+        );
         let outcome = match &result {
             Ok(_) => "held",
             Err(err) => err.code(),

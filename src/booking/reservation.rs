@@ -2,12 +2,12 @@
 //! the queries on them.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::{Identifiable, Insertable, Queryable, Selectable};
+use diesel::prelude::{Identifiable, Queryable, Selectable};
 use diesel::{ExpressionMethods, QueryDsl, QueryResult, SelectableHelper};
 
 use crate::db::enums::ReservationStatus;
 use crate::db::schema::{reservation_seats, reservations};
-use crate::ids::{ReservationId, ScheduleId, SeatId, UserId};
+use crate::ids::{ReservationId, ScheduleId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, serde::Deserialize)]
 #[diesel(table_name = reservations, check_for_backend(diesel::pg::Pg))]
@@ -20,24 +20,6 @@ pub struct Reservation {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = reservations)]
-pub struct NewReservation {
-    pub user_id: UserId,
-    pub schedule_id: ScheduleId,
-    pub status: ReservationStatus,
-    pub total_price: i64,
-    pub expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = reservation_seats)]
-pub struct NewReservationSeat {
-    pub reservation_id: ReservationId,
-    pub seat_id: SeatId,
-    pub status: ReservationStatus,
 }
 
 impl Reservation {

@@ -11,21 +11,33 @@ use crate::metrics as m;
 
 pub const ATTEMPTS: u32 = 3;
 
-/// Runs the body in a transaction on `$conn`, again when PostgreSQL aborted it for a transient
-/// reason. A macro rather than a function: diesel-async's transaction takes an async closure
-/// whose `Send`-ness only the call site can see.
+/// Evaluates `$attempt` (an expression ending in `.await`, giving an `AppResult`) again while
+/// PostgreSQL aborted it for a transient reason, at most [`ATTEMPTS`] times, then `BUSY`. For a
+/// single statement, which is its own transaction (the hold, the payment).
 #[macro_export]
-macro_rules! retry_transaction {
-    ($conn:expr, async |$tx:ident| $body:expr) => {{
+macro_rules! retry_statement {
+    ($attempt:expr) => {{
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = diesel_async::AsyncConnection::transaction($conn, async |$tx| $body).await;
+            let result = $attempt;
             if let Some(settled) = $crate::db::retry::settle(result, attempt).await {
                 break settled;
             }
         }
     }};
+}
+
+/// Runs the body in a transaction on `$conn`, again when PostgreSQL aborted it for a transient
+/// reason. A macro rather than a function: diesel-async's transaction takes an async closure
+/// whose `Send`-ness only the call site can see.
+#[macro_export]
+macro_rules! retry_transaction {
+    ($conn:expr, async |$tx:ident| $body:expr) => {
+        $crate::retry_statement!(
+            diesel_async::AsyncConnection::transaction($conn, async |$tx| $body).await
+        )
+    };
 }
 
 /// `Some(result)` to return it, `None` (after a short jittered pause) to try again.

@@ -76,15 +76,9 @@ impl Payments {
         };
 
         let mut conn = self.db.conn().await?;
-        let mut attempt = 0;
-        let outcome = loop {
-            attempt += 1;
-            let once =
-                pay_once_in_db(&mut conn, user, concert, reservation_id, key, &request).await;
-            if let Some(settled) = crate::db::retry::settle(once, attempt).await {
-                break settled;
-            }
-        };
+        let outcome = crate::retry_statement!(
+            pay_once_in_db(&mut conn, user, concert, reservation_id, key, &request).await
+        );
         let receipt = match outcome? {
             Some((receipt, schedule_id, seat_ids)) => {
                 self.seat_map

@@ -6,10 +6,10 @@
 //! Prometheus' own `up`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::helpers::TestApp;
+use crate::helpers::files::{read, root};
 use serde_json::{Value, json};
 
 /// Metrics the server does not export: k6 pushes them to Prometheus (`-o experimental-prometheus-rw`).
@@ -57,20 +57,6 @@ const LABEL_LIST_KEYWORDS: &[&str] = &[
 
 // ---------------------------------------------------------------------------------------------
 // Reading the project's files
-
-/// The project root at run time (cargo and nextest set it), not the one baked in at compile
-/// time: the build cache is shared between clones.
-fn root() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-}
-
-fn read(relative: &str) -> String {
-    let path = root().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
 
 /// Every `grafana/dashboards/*.json`, parsed, by file name.
 fn dashboards() -> BTreeMap<String, Value> {

@@ -7,21 +7,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::helpers::files::{read, root};
 use crate::helpers::schema::ValidatingSchema;
-
-fn root() -> PathBuf {
-    // The directory at run time (cargo and nextest set it), not the one baked in at compile time:
-    // the build cache is shared between clones.
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-}
-
-fn read(relative: &str) -> String {
-    let path = root().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Error codes

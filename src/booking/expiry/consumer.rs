@@ -15,12 +15,13 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::booking::expiry::{self, ExpiredHold};
+use crate::booking::expiry;
 use crate::booking::seat_map::{SeatChange, SeatMap};
 use crate::config::Config;
 use crate::db::Database;
 use crate::db::enums::SeatStatus;
 use crate::error::AppResult;
+use crate::events::ExpiredHold;
 use crate::ids::{ScheduleId, SeatId};
 use crate::metrics as m;
 use crate::queue::Queue;

@@ -24,12 +24,10 @@ use crate::db::schema::{reservations, seats};
 use crate::error::AppResult;
 use crate::ids::{ReservationId, ScheduleId, SeatId};
 
-pub use crate::events::ExpiredHold;
-
 diesel::define_sql_function! {
     /// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK
     /// takes their seats out of the one-live-reservation index) and writes one `seats.expired`
-    /// event each ([`ExpiredHold`]); returns how many. The SQL function of that name (migration
+    /// event each ([`crate::events::ExpiredHold`]); returns how many. The SQL function of that name (migration
     /// `hold_in_one_statement`) is the one statement of it: the hold calls it too.
     fn expire_holds(ids: diesel::sql_types::Array<diesel::sql_types::BigInt>) -> diesel::sql_types::Integer;
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod files;
 pub mod in_process;
 pub mod invariants;
 pub mod outage;
