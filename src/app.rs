@@ -32,6 +32,8 @@ pub struct App {
     pub seat_map: SeatMap,
     pub booking: Booking,
     pub payments: Payments,
+    /// The booking path's limit, whose load adaptive admission follows.
+    pub booking_limit: BookingLimit,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
         let limit = BookingLimit::new(
             config.booking_slots(),
             Duration::from_millis(config.busy_retry_after_ms),
+            Duration::from_millis(config.booking_latency_target_ms),
         );
         let booking = Booking::new(
             db.clone(),
@@ -55,7 +58,13 @@ impl App {
             limit.clone(),
             &config,
         );
-        let payments = Payments::new(db.clone(), queue.clone(), seat_map.clone(), limit, &config);
+        let payments = Payments::new(
+            db.clone(),
+            queue.clone(),
+            seat_map.clone(),
+            limit.clone(),
+            &config,
+        );
         Ok(Self {
             kafka: Kafka::connect(&config)?,
             auth: Authenticator::new(&config),
@@ -67,6 +76,7 @@ impl App {
             seat_map,
             booking,
             payments,
+            booking_limit: limit,
             config: Arc::new(config),
         })
     }

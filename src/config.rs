@@ -110,9 +110,21 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE", default_value = "concert-reservation")]
     pub jwt_audience: String,
 
-    /// Fans moved from WAITING to ACTIVE per second, per concert. Env `QUEUE_ADMIT_PER_SECOND`.
+    /// Most fans moved from WAITING to ACTIVE per second, per concert (a concert may set its own
+    /// with `queue set`). Adaptive admission stays at or below it. Env `QUEUE_ADMIT_PER_SECOND`.
     #[arg(long, env = "QUEUE_ADMIT_PER_SECOND", default_value_t = 50.0)]
     pub queue_admit_per_second: f64,
+
+    /// Adaptive admission: the admitter lowers the rate when the booking path is degraded and
+    /// raises it back when it has headroom (AIMD). `false` admits at the configured rate.
+    /// Env `QUEUE_ADAPTIVE`.
+    #[arg(long, env = "QUEUE_ADAPTIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub queue_adaptive: bool,
+
+    /// The booking path's latency target: a hold, payment, cancellation or charge longer than
+    /// this counts as slow, and more than 5 % slow means degraded. Env `BOOKING_LATENCY_TARGET_MS`.
+    #[arg(long, env = "BOOKING_LATENCY_TARGET_MS", default_value_t = 250)]
+    pub booking_latency_target_ms: u64,
 
     /// Most ACTIVE tokens per concert at once. Env `QUEUE_ACTIVE_CAP`.
     #[arg(long, env = "QUEUE_ACTIVE_CAP", default_value_t = 500)]
@@ -121,6 +133,16 @@ pub struct Config {
     /// How long an ACTIVE token stays valid. Env `QUEUE_ACTIVE_TTL_SECONDS`.
     #[arg(long, env = "QUEUE_ACTIVE_TTL_SECONDS", default_value_t = 600)]
     pub queue_active_ttl_seconds: u64,
+
+    /// An ACTIVE fan who holds no seat for this long loses the slot (a hold keeps it until the
+    /// hold ends, then this long again). 0 turns it off. Env `QUEUE_ACTIVE_IDLE_SECONDS`.
+    #[arg(long, env = "QUEUE_ACTIVE_IDLE_SECONDS", default_value_t = 120)]
+    pub queue_active_idle_seconds: u64,
+
+    /// The longest `pollAfterSeconds` a WAITING fan is told (fans near the front are told 1 s; a
+    /// SOLD_OUT fan five times this). Env `QUEUE_POLL_MAX_SECONDS`.
+    #[arg(long, env = "QUEUE_POLL_MAX_SECONDS", default_value_t = 2)]
+    pub queue_poll_max_seconds: u64,
 
     /// A WAITING token whose holder neither polled nor subscribed for this long is dropped.
     /// Env `QUEUE_WAITING_GRACE_SECONDS`.

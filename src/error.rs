@@ -39,6 +39,9 @@ pub mod code {
     pub const SEAT_UNAVAILABLE: &str = "SEAT_UNAVAILABLE";
     /// The caller already has a live hold on this schedule.
     pub const HOLD_ALREADY_EXISTS: &str = "HOLD_ALREADY_EXISTS";
+    /// The concert has no seat left to sell right now: no new place in line, no new hold. Seats
+    /// may come back (a hold expired or was cancelled); the queue then reopens in order.
+    pub const SOLD_OUT: &str = "SOLD_OUT";
     /// The database stayed contended after bounded retries; retrying later may work.
     pub const BUSY: &str = "BUSY";
     /// The hold's time ran out before payment; nothing was charged.
@@ -96,6 +99,10 @@ pub enum AppError {
     SeatUnavailable(String),
     #[error("you already hold seats for this schedule; pay for or cancel that hold first")]
     HoldAlreadyExists,
+    #[error(
+        "this concert is sold out; if a hold runs out or is cancelled the queue reopens in order"
+    )]
+    SoldOut,
     #[error("the system is busy, retry in a moment")]
     Busy,
     /// Refused before any work because the booking path is at its limit: `BUSY`, with
@@ -136,6 +143,7 @@ impl AppError {
             Self::QueueUnavailable(_) => code::QUEUE_UNAVAILABLE,
             Self::SeatUnavailable(_) => code::SEAT_UNAVAILABLE,
             Self::HoldAlreadyExists => code::HOLD_ALREADY_EXISTS,
+            Self::SoldOut => code::SOLD_OUT,
             Self::Busy | Self::Overloaded { .. } => code::BUSY,
             Self::HoldExpired => code::HOLD_EXPIRED,
             Self::HoldCancelled => code::HOLD_CANCELLED,

@@ -1,10 +1,13 @@
 //! The `concert-reservation` command: serve the API, migrate the database, seed demo data,
-//! print the GraphQL schema, check the data's invariants (`verify`).
+//! print the GraphQL schema, check the data's invariants (`verify`), show and change a concert's
+//! queue settings (`queue`).
 
 use clap::{Parser, Subcommand};
 use concert_reservation::auth::Authenticator;
 use concert_reservation::config::Config;
-use concert_reservation::ids::UserId;
+use concert_reservation::ids::{ConcertId, UserId};
+use concert_reservation::queue::QueueSettings;
+use concert_reservation::queue::settings::{self, Change};
 use concert_reservation::seed::{self, SeedOptions};
 use concert_reservation::startup::{Application, shutdown_signal};
 use concert_reservation::verify::{self, VerifyOptions};
@@ -48,6 +51,100 @@ enum Command {
     /// Check the data's integrity (no seat sold twice, balances match the ledger, ...): one line
     /// per check; exit status 0 when all pass, 1 when one fails, 2 when they cannot run.
     Verify(VerifyOptions),
+    /// Show or change a concert's waiting-queue settings; running admitters apply a change on
+    /// their next tick.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Print the concert's settings (and which are the instance defaults).
+    Show {
+        #[arg(long)]
+        concert: i64,
+    },
+    /// Change some of the concert's settings; the others stay as they are.
+    Set {
+        #[arg(long)]
+        concert: i64,
+        /// The most fans admitted per second (adaptive admission stays at or below it).
+        #[arg(long)]
+        admit_per_second: Option<f64>,
+        /// The most ACTIVE fans at once.
+        #[arg(long)]
+        active_cap: Option<u32>,
+        /// How long an admission lasts.
+        #[arg(long)]
+        active_ttl_seconds: Option<u64>,
+    },
+    /// Stop admitting (fans keep their place; ACTIVE fans keep their slot).
+    Pause {
+        #[arg(long)]
+        concert: i64,
+    },
+    /// Admit again.
+    Resume {
+        #[arg(long)]
+        concert: i64,
+    },
+}
+
+impl QueueCommand {
+    fn concert(&self) -> ConcertId {
+        match self {
+            Self::Show { concert }
+            | Self::Set { concert, .. }
+            | Self::Pause { concert }
+            | Self::Resume { concert } => ConcertId(*concert),
+        }
+    }
+
+    /// The change it asks for; None for `show`.
+    fn change(&self) -> Option<Change> {
+        match self {
+            Self::Show { .. } => None,
+            Self::Set {
+                admit_per_second,
+                active_cap,
+                active_ttl_seconds,
+                ..
+            } => Some(Change {
+                admit_per_second: *admit_per_second,
+                active_cap: *active_cap,
+                active_ttl_seconds: *active_ttl_seconds,
+                paused: None,
+            }),
+            Self::Pause { .. } => Some(Change {
+                paused: Some(true),
+                ..Change::default()
+            }),
+            Self::Resume { .. } => Some(Change {
+                paused: Some(false),
+                ..Change::default()
+            }),
+        }
+    }
+
+    async fn run(&self, config: &Config) -> anyhow::Result<()> {
+        let defaults = QueueSettings::from_config(config);
+        let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+        let concert = self.concert();
+        let shown = match self.change() {
+            None => settings::show(&mut conn, &defaults, concert).await,
+            Some(change) => settings::change(&mut conn, &defaults, concert, &change).await,
+        };
+        match shown {
+            Ok(settings) => {
+                print!("{settings}");
+                Ok(())
+            }
+            Err(err) => {
+                eprintln!("{} ({})", err, err.code());
+                std::process::exit(1)
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -92,6 +189,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Verify(options) => {
             std::process::exit(verify::run(&cli.config.database_url, &options).await)
         }
+        Command::Queue(command) => command.run(&cli.config).await?,
         Command::Sdl | Command::Token { .. } => unreachable!("handled before logging starts"),
     }
     Ok(())

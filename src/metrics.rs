@@ -24,6 +24,9 @@ pub const QUEUE_ABANDONED_TOTAL: &str = "queue_abandoned_total";
 pub const QUEUE_EXPIRED_TOTAL: &str = "queue_expired_total";
 pub const QUEUE_WAIT_SECONDS: &str = "queue_wait_seconds";
 pub const QUEUE_ADMISSION_RATE: &str = "queue_admission_rate_per_second";
+pub const QUEUE_ADMISSION_TARGET_RATE: &str = "queue_admission_target_rate_per_second";
+pub const QUEUE_IDLED_TOTAL: &str = "queue_idled_total";
+pub const QUEUE_SOLD_OUT: &str = "queue_sold_out";
 pub const QUEUE_TICK_FAILURES_TOTAL: &str = "queue_tick_failures_total";
 pub const QUEUE_SUBSCRIBERS: &str = "queue_subscribers";
 pub const HOLDS_TOTAL: &str = "holds_total";
@@ -164,6 +167,18 @@ fn describe_all() {
     describe_gauge!(
         QUEUE_ADMISSION_RATE,
         "Observed admissions per second per `concert` (the ETA's divisor)."
+    );
+    describe_gauge!(
+        QUEUE_ADMISSION_TARGET_RATE,
+        "The admission rate per `concert` adaptive admission aims at (at most the concert's admit_per_second)."
+    );
+    describe_counter!(
+        QUEUE_IDLED_TOTAL,
+        "ACTIVE tokens per `concert` that lost their slot for holding nothing for QUEUE_ACTIVE_IDLE_SECONDS."
+    );
+    describe_gauge!(
+        QUEUE_SOLD_OUT,
+        "1 while a `concert` has no seat left to sell (its queue admits nobody), else 0."
     );
     describe_counter!(
         QUEUE_TICK_FAILURES_TOTAL,

@@ -19,23 +19,33 @@ use crate::queue::admitter::Admitter;
 use crate::redis_store::RedisStore;
 
 /// Starts the background work of this instance, each with the handles it uses: the queue
-/// admitter (unless QUEUE_TICK_MS is 0), the outbox relay, the expiry sweeper and consumer, the
+/// admitter (unless QUEUE_TICK_MS is 0), the booking-load publisher, the outbox relay, the expiry sweeper and consumer, the
 /// pub/sub router and the presence refresher. All stop when `cancel` fires.
 fn spawn_background(app: &App, cancel: &CancellationToken) -> anyhow::Result<()> {
     let config = &app.config;
+    // The background work has a pool of its own: under overload, requests hold every connection
+    // of theirs, and admission, the outbox and expiry must still move.
+    let background_db = Database::connect_sized(config, config.database_background_pool_size);
     if config.queue_tick_ms > 0 {
         let own_pool = app.queue.with_store(RedisStore::connect_sized(config, 2)?);
-        tokio::spawn(Admitter::new(own_pool).run(cancel.clone()));
+        tokio::spawn(Admitter::new(own_pool, background_db.clone()).run(cancel.clone()));
     }
-    // The background work has a pool of its own: under overload, requests hold every connection
-    // of theirs, and the outbox and expiry must still move.
-    let background_db = Database::connect_sized(config, config.database_background_pool_size);
+    tokio::spawn(crate::queue::pressure::run_publisher(
+        app.queue.clone(),
+        app.booking_limit.clone(),
+        cancel.clone(),
+    ));
     if config.outbox_relay_interval_ms > 0 {
         let relay = Relay::new(background_db.clone(), app.kafka.clone(), config);
         tokio::spawn(relay.run(cancel.clone()));
     }
     if config.expiry_sweep_interval_ms > 0 {
-        let sweeper = Sweeper::new(background_db.clone(), app.seat_map.clone(), config);
+        let sweeper = Sweeper::new(
+            background_db.clone(),
+            app.seat_map.clone(),
+            app.queue.clone(),
+            config,
+        );
         tokio::spawn(sweeper.run(cancel.clone()));
     }
     if config.kafka_consumer_enabled {

@@ -39,6 +39,15 @@ impl Booking {
         };
         metrics::counter!(m::CANCELLATIONS_TOTAL, "outcome" => outcome).increment(1);
         let (cancelled, freed) = result?;
+        // A fan who gave a hold up keeps their ACTIVE slot for the idle time, not the hold's.
+        if let Ok(Some(concert)) = self
+            .concerts
+            .concert_of(&self.db, cancelled.schedule_id)
+            .await
+            && let Err(err) = self.queue.released(concert, user).await
+        {
+            tracing::warn!(error = %err, "a cancelled hold's idle deadline was not moved");
+        }
         let change = SeatChange {
             schedule_id: cancelled.schedule_id,
             seat_ids: freed,

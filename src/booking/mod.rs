@@ -101,10 +101,17 @@ impl Booking {
             .concert_of(&self.db, schedule_id)
             .await?
             .ok_or(AppError::NotFound("schedule"))?;
-        self.queue
+        let token = self
+            .queue
             .require_active(viewer, concert, queue_token)
             .await?;
-        let _slot = self.limit.enter()?;
+        if token.sold_out {
+            // Told without touching the database: no seat of this concert is free right now.
+            metrics::counter!(m::HOLDS_TOTAL, "kind" => choice.outcome_label(), "outcome" => "SOLD_OUT")
+                .increment(1);
+            return Err(AppError::SoldOut);
+        }
+        let slot = self.limit.enter()?;
         let mut conn = self.db.conn().await?;
 
         let started = Instant::now();
@@ -126,7 +133,16 @@ impl Booking {
             .increment(1);
         metrics::histogram!(m::HOLD_DURATION_SECONDS, "kind" => choice.outcome_label())
             .record(started.elapsed().as_secs_f64());
+        drop(slot);
         let held = result?;
+        // The fan holds seats: their ACTIVE slot is theirs until the hold ends (then idle time).
+        if let Err(err) = self
+            .queue
+            .holding(concert, viewer.user_id, held.reservation.expires_at)
+            .await
+        {
+            tracing::warn!(error = %err, "a hold's idle deadline was not moved");
+        }
         let seat_ids = held.seats.iter().map(|seat| seat.id).collect();
         self.seat_map
             .changed(SeatChange {

@@ -124,6 +124,29 @@ impl Concert {
     }
 }
 
+impl Concert {
+    /// Which of `concert_ids` still have a seat to sell: a seat that is free (see
+    /// [`seat_is_free`]) in any of their schedules. The others are sold out. A held seat is not
+    /// free until its hold runs out, is cancelled or expires: then the concert is on sale again.
+    pub async fn with_free_seats(
+        conn: &mut AsyncPgConnection,
+        concert_ids: &[ConcertId],
+    ) -> QueryResult<Vec<ConcertId>> {
+        schedules::table
+            .filter(schedules::concert_id.eq_any(concert_ids))
+            .filter(diesel::dsl::exists(
+                seats::table
+                    .filter(seats::schedule_id.eq(schedules::id))
+                    .filter(seats::status.ne(SeatStatus::Sold))
+                    .filter(seat_is_free(seats::status, seats::held_until)),
+            ))
+            .select(schedules::concert_id)
+            .distinct()
+            .load(conn)
+            .await
+    }
+}
+
 impl Schedule {
     /// The concert a schedule belongs to (`None`: no such schedule).
     pub async fn concert_of(

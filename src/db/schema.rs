@@ -76,6 +76,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    queue_settings (concert_id) {
+        concert_id -> Int8,
+        admit_per_second -> Nullable<Float8>,
+        active_cap -> Nullable<Int4>,
+        active_ttl_seconds -> Nullable<Int4>,
+        paused -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::ReservationStatus;
 
@@ -142,6 +153,7 @@ diesel::joinable!(payments -> reservations (reservation_id));
 diesel::joinable!(payments -> users (user_id));
 diesel::joinable!(point_ledger -> reservations (reservation_id));
 diesel::joinable!(point_ledger -> users (user_id));
+diesel::joinable!(queue_settings -> concerts (concert_id));
 diesel::joinable!(reservation_seats -> seats (seat_id));
 diesel::joinable!(reservations -> schedules (schedule_id));
 diesel::joinable!(reservations -> users (user_id));
@@ -154,6 +166,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     payments,
     point_ledger,
+    queue_settings,
     reservation_seats,
     reservations,
     schedules,

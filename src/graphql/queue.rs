@@ -29,7 +29,7 @@ pub struct QueueMutation;
 #[Object]
 impl QueueMutation {
     /// Enters the concert's waiting queue and returns your token. Entering again returns the same
-    /// token and keeps your place.
+    /// token and keeps your place. A sold-out concert answers `SOLD_OUT` (no token).
     async fn enter_queue(&self, ctx: &Context<'_>, concert_id: ID) -> Result<QueueStatusObject> {
         let viewer = viewer(ctx)?;
         let concert_id = ConcertId::parse(&concert_id)?;
@@ -48,7 +48,8 @@ pub struct QueueSubscription;
 
 #[Subscription]
 impl QueueSubscription {
-    /// Your place in line, pushed whenever it changes (position, ETA, then ACTIVE, then EXPIRED).
+    /// Your place in line, pushed whenever it changes (position, ETA, SOLD_OUT and back, then
+    /// ACTIVE, then EXPIRED).
     /// Authenticate with `Authorization: Bearer <token>` in the `connection_init` payload.
     async fn queue_status(
         &self,
@@ -103,5 +104,12 @@ impl QueueStatusObject {
     /// Until when an ACTIVE token lets you hold and pay; null unless ACTIVE.
     async fn active_until(&self) -> Option<DateTime<Utc>> {
         self.0.active_until
+    }
+
+    /// When to ask again, in seconds, if you poll rather than subscribe: 1 near the front of the
+    /// line, longer further back, longer still when SOLD_OUT; null when there is nothing to wait
+    /// for (ACTIVE or EXPIRED).
+    async fn poll_after_seconds(&self) -> Option<u64> {
+        self.0.poll_after_seconds
     }
 }

@@ -1,47 +1,121 @@
 //! The admitter: every tick, for each concert with a queue, the instance holding that concert's
-//! lease runs the tick script (expire, drop the absent, admit up to the rate and cap) and
-//! broadcasts the outcome. Any number of instances may run it; the lease, checked inside the
-//! script, makes one of them the only one that admits.
+//! lease runs the tick script (expire, free idle slots, drop the absent, admit up to the rate and
+//! cap unless sold out) and broadcasts the outcome. Any number of instances may run it; the
+//! lease, checked inside the script, makes one of them the only one that admits.
+//!
+//! Each tick also reads, in one checkout of the database, every queued concert's [`settings`]
+//! (so a change applies on the next tick) and which of them still have a seat to sell. Once a
+//! second it adapts each concert's rate to the booking path's load ([`admission`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::catalogue::Concert;
+use crate::db::Database;
 use crate::error::AppResult;
 use crate::ids::ConcertId;
+use crate::limit::Load;
 use crate::metrics as m;
 use crate::queue::broadcast::Tick;
-use crate::queue::{Keys, Queue, now_ms, unavailable};
+use crate::queue::settings::{self, ConcertQueue};
+use crate::queue::{Keys, Queue, admission, now_ms, unavailable};
 
 pub struct Admitter {
     queue: Queue,
+    db: Database,
     instance: String,
-    /// Per concert: when its budget was last computed, and the fraction of an admission carried
-    /// over, so the rate holds over time whatever the tick jitter.
+    /// The tick period the budget is computed for (QUEUE_TICK_MS).
+    period: Duration,
+    /// Per concert: when its budget was last computed, the fraction of an admission carried
+    /// over (so the rate holds over time whatever the tick jitter), and its adaptive rate.
     pace: Mutex<HashMap<ConcertId, Pace>>,
+    /// The last plan read from the database, used while the database cannot be read.
+    last_plan: Mutex<Plan>,
+    /// When the rates were last adapted.
+    last_control: Mutex<Option<Instant>>,
 }
 
 struct Pace {
     last: Instant,
     credit: f64,
+    /// The adaptive admission rate (the concert's maximum when adaptation is off).
+    rate: f64,
+    /// Fans waiting at the last tick: only a backlog is a reason to raise the rate.
+    waiting: u64,
+}
+
+/// What the database says about the queued concerts.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub settings: HashMap<ConcertId, ConcertQueue>,
+    /// The concerts with a seat left to sell (the others are sold out).
+    pub on_sale: HashSet<ConcertId>,
+}
+
+impl Plan {
+    /// The settings of `concert`: its own, or the defaults if the database never answered.
+    fn settings_of(&self, queue: &Queue, concert: ConcertId) -> ConcertQueue {
+        self.settings
+            .get(&concert)
+            .cloned()
+            .unwrap_or_else(|| defaults(queue, concert))
+    }
+
+    /// Sold out only when the database said so: an unknown concert is on sale.
+    fn sold_out(&self, concert: ConcertId) -> bool {
+        self.settings.contains_key(&concert) && !self.on_sale.contains(&concert)
+    }
+}
+
+fn defaults(queue: &Queue, concert: ConcertId) -> ConcertQueue {
+    let defaults = queue.settings();
+    ConcertQueue {
+        concert_id: concert,
+        admit_per_second: defaults.admit_per_second,
+        active_cap: defaults.active_cap,
+        active_ttl_seconds: defaults.active_ttl_ms / 1000,
+        paused: false,
+        own: settings::Own::default(),
+    }
 }
 
 impl Admitter {
-    pub fn new(queue: Queue) -> Self {
+    /// An admitter over `queue`, reading settings and seats through `db`.
+    pub fn new(queue: Queue, db: Database) -> Self {
+        let period = Duration::from_millis(queue.settings().tick_ms.max(1));
         Self {
             queue,
+            db,
+            period,
             instance: uuid::Uuid::new_v4().to_string(),
             pace: Mutex::default(),
+            last_plan: Mutex::default(),
+            last_control: Mutex::default(),
         }
+    }
+
+    /// The same admitter, budgeting as if it ticked every `period` (tests tick by hand).
+    pub fn with_period(mut self, period: Duration) -> Self {
+        self.period = period;
+        self
+    }
+
+    /// The adaptive admission rate of `concert`, once this admitter has budgeted for it.
+    pub fn rate_of(&self, concert: ConcertId) -> Option<f64> {
+        self.pace
+            .lock()
+            .expect("pace map is never poisoned")
+            .get(&concert)
+            .map(|pace| pace.rate)
     }
 
     /// Ticks every QUEUE_TICK_MS until cancelled. Redis failures are logged and retried on the
     /// next tick, so admission resumes by itself when Redis returns.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut interval =
-            tokio::time::interval(Duration::from_millis(self.queue.settings.tick_ms));
+        let mut interval = tokio::time::interval(self.period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
@@ -58,18 +132,31 @@ impl Admitter {
 
     /// One tick over every concert that has a queue.
     pub async fn tick_all(&self) -> AppResult<()> {
-        let concerts: Vec<i64> = {
+        let concerts: Vec<ConcertId> = {
             let mut conn = self.queue.conn().await?;
-            redis::cmd("SMEMBERS")
+            let ids: Vec<i64> = redis::cmd("SMEMBERS")
                 .arg(self.queue.concerts_key())
                 .query_async(&mut *conn)
                 .await
-                .map_err(unavailable)?
+                .map_err(unavailable)?;
+            ids.into_iter().map(ConcertId).collect()
         };
-        for concert in concerts.into_iter().map(ConcertId) {
-            let budget = self.budget(concert);
-            match self.tick(concert, budget).await {
-                Ok(Some(_)) => {}
+        if concerts.is_empty() {
+            return Ok(());
+        }
+        let plan = self.plan(&concerts).await;
+        let load = self.load_if_due().await;
+        for concert in concerts {
+            let settings = plan.settings_of(&self.queue, concert);
+            let sold_out = plan.sold_out(concert);
+            let budget = self.budget(&settings, load.as_ref(), sold_out);
+            match self.tick_with(concert, budget, &settings, sold_out).await {
+                Ok(Some(tick)) => {
+                    if let Some(pace) = self.pace.lock().expect("never poisoned").get_mut(&concert)
+                    {
+                        pace.waiting = tick.waiting;
+                    }
+                }
                 // Another instance leads this concert: start afresh if the lease comes back.
                 Ok(None) => {
                     self.pace
@@ -86,21 +173,85 @@ impl Admitter {
         Ok(())
     }
 
-    /// Admissions allowed now: the configured rate times the time since this concert's last
-    /// budget (so a late tick makes up for its delay, up to three periods), plus the fraction
-    /// carried over.
-    fn budget(&self, concert: ConcertId) -> u32 {
-        let settings = self.queue.settings();
-        let period = Duration::from_millis(settings.tick_ms.max(1));
+    /// The queued concerts' settings and which of them are on sale: one checkout, two reads. If
+    /// the database cannot answer, the last plan (admission must not stop because the catalogue
+    /// is briefly unreachable).
+    pub async fn plan(&self, concerts: &[ConcertId]) -> Plan {
+        let read = async {
+            let mut conn = self.db.conn().await?;
+            let settings = settings::load(&mut conn, self.queue.settings(), concerts).await?;
+            let on_sale = Concert::with_free_seats(&mut conn, concerts).await?;
+            AppResult::Ok(Plan {
+                settings,
+                on_sale: on_sale.into_iter().collect(),
+            })
+        };
+        let mut last = self
+            .last_plan
+            .lock()
+            .expect("plan is never poisoned")
+            .clone();
+        match read.await {
+            Ok(plan) => {
+                last = plan.clone();
+                *self.last_plan.lock().expect("plan is never poisoned") = plan;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "queue settings not read; using the last ones")
+            }
+        }
+        last
+    }
+
+    /// The booking path's load, once a second (None between): when the rates adapt.
+    async fn load_if_due(&self) -> Option<Load> {
+        if !self.queue.settings().adaptive {
+            return None;
+        }
+        {
+            let mut last = self.last_control.lock().expect("never poisoned");
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.queue.recent_load().await {
+            Ok(load) => Some(load),
+            Err(err) => {
+                tracing::debug!(error = %err, "booking load not read");
+                None
+            }
+        }
+    }
+
+    /// Admissions allowed now: the concert's rate (adapted to `load` when there is one) times
+    /// the time since its last budget (so a late tick makes up for its delay, up to three
+    /// periods), plus the fraction carried over. None while paused or sold out.
+    fn budget(&self, settings: &ConcertQueue, load: Option<&Load>, sold_out: bool) -> u32 {
+        let period = self.period;
         let now = Instant::now();
         let mut pace = self.pace.lock().expect("pace map is never poisoned");
-        let pace = pace.entry(concert).or_insert(Pace {
+        let pace = pace.entry(settings.concert_id).or_insert(Pace {
             last: now - period,
             credit: 0.0,
+            rate: settings.admit_per_second,
+            waiting: 0,
         });
+        let backlog = pace.waiting > 0 && !sold_out && !settings.paused;
+        pace.rate = match load {
+            Some(load) => admission::next_rate(pace.rate, settings.admit_per_second, load, backlog),
+            None if self.queue.settings().adaptive => pace.rate.min(settings.admit_per_second),
+            None => settings.admit_per_second,
+        };
+        metrics::gauge!(m::QUEUE_ADMISSION_TARGET_RATE, "concert" => settings.concert_id.to_string())
+            .set(pace.rate);
         let elapsed = now.duration_since(pace.last).min(period * 3);
         pace.last = now;
-        let total = pace.credit + settings.admit_per_second * elapsed.as_secs_f64();
+        if settings.paused || sold_out {
+            pace.credit = 0.0;
+            return 0;
+        }
+        let total = pace.credit + pace.rate * elapsed.as_secs_f64();
         let whole = total.floor();
         pace.credit = total - whole;
         whole as u32
@@ -118,9 +269,22 @@ impl Admitter {
         }
     }
 
-    /// Runs one tick of `concert`, admitting at most `admit_max`. `None` when another instance
-    /// holds the concert's lease.
+    /// Runs one tick of `concert` with the default settings, on sale, admitting at most
+    /// `admit_max`. `None` when another instance holds the concert's lease.
     pub async fn tick(&self, concert: ConcertId, admit_max: u32) -> AppResult<Option<Tick>> {
+        let settings = defaults(&self.queue, concert);
+        self.tick_with(concert, admit_max, &settings, false).await
+    }
+
+    /// Runs one tick of `concert` under `concert_settings`, admitting at most `admit_max` (none
+    /// when `sold_out`). `None` when another instance holds the concert's lease.
+    pub async fn tick_with(
+        &self,
+        concert: ConcertId,
+        admit_max: u32,
+        concert_settings: &ConcertQueue,
+        sold_out: bool,
+    ) -> AppResult<Option<Tick>> {
         let settings = self.queue.settings();
         let keys = Keys::new(&self.queue.redis, concert);
         let lease_ms = (settings.tick_ms * 3).max(2_000);
@@ -139,7 +303,19 @@ impl Admitter {
             return Ok(None);
         }
         let now = now_ms();
-        type Reply = (u64, u64, u64, u64, u64, u64, String, Vec<u64>, Vec<i64>);
+        type Reply = (
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            String,
+            Vec<u64>,
+            Vec<i64>,
+            u64,
+            u8,
+        );
         let reply: Option<Reply> = self
             .queue
             .scripts
@@ -151,20 +327,35 @@ impl Admitter {
             .key(keys.named("meta"))
             .key(keys.named("lease"))
             .key(self.queue.concerts_key())
+            .key(keys.named("idle"))
             .arg(&self.instance)
             .arg(now)
             .arg(admit_max)
-            .arg(settings.active_cap)
-            .arg(settings.active_ttl_ms)
+            .arg(concert_settings.active_cap)
+            .arg(concert_settings.active_ttl_seconds * 1000)
             .arg(settings.waiting_grace_ms)
             .arg(keys.token_prefix())
             .arg(keys.user_prefix())
             .arg(settings.record_ttl_seconds)
             .arg(concert.0)
+            .arg(u8::from(sold_out))
+            .arg(settings.active_idle_ms)
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
-        let Some((head, waiting, active, admitted, expired, abandoned, rate, gone, waits)) = reply
+        let Some((
+            head,
+            waiting,
+            active,
+            admitted,
+            expired,
+            abandoned,
+            rate,
+            gone,
+            waits,
+            idled,
+            sold_out,
+        )) = reply
         else {
             return Ok(None);
         };
@@ -177,6 +368,8 @@ impl Admitter {
             admitted,
             expired,
             abandoned,
+            idled,
+            sold_out: sold_out == 1,
             rate: rate.parse().unwrap_or(0.0),
             at_ms: now,
         };
@@ -202,6 +395,9 @@ fn record_metrics(tick: &Tick, waits_ms: &[i64]) {
     metrics::counter!(m::QUEUE_EXPIRED_TOTAL, "concert" => concert.clone()).increment(tick.expired);
     metrics::counter!(m::QUEUE_ABANDONED_TOTAL, "concert" => concert.clone())
         .increment(tick.abandoned);
+    metrics::counter!(m::QUEUE_IDLED_TOTAL, "concert" => concert.clone()).increment(tick.idled);
+    metrics::gauge!(m::QUEUE_SOLD_OUT, "concert" => concert.clone())
+        .set(f64::from(u8::from(tick.sold_out)));
     let wait = metrics::histogram!(m::QUEUE_WAIT_SECONDS, "concert" => concert);
     for ms in waits_ms {
         wait.record(*ms as f64 / 1000.0);

@@ -31,6 +31,12 @@ pub struct Tick {
     pub admitted: u64,
     pub expired: u64,
     pub abandoned: u64,
+    /// ACTIVE tokens that lost their slot for holding nothing.
+    #[serde(default)]
+    pub idled: u64,
+    /// The concert has no seat left to sell: nobody is admitted, WAITING fans read SOLD_OUT.
+    #[serde(default)]
+    pub sold_out: bool,
     /// Smoothed admissions per second.
     pub rate: f64,
     pub at_ms: i64,

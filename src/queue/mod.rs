@@ -6,9 +6,17 @@
 //! `head` the highest sequence admitted and `gone` the sequences that left the line early, a
 //! WAITING token's position is `seq - head - |gone in (head, seq)|`. The admitter broadcasts
 //! `head` and `gone` once per tick; subscribers compute their own position from that.
+//!
+//! A concert with no seat left to sell is sold out ([`crate::catalogue::Concert::with_free_seats`]):
+//! the admitter stops admitting, WAITING fans read `SOLD_OUT` (and keep their place), new fans
+//! cannot enter, and holds are refused before they reach the database. When a seat comes back
+//! the queue reopens in the same order.
 
+pub mod admission;
 pub mod admitter;
 pub mod broadcast;
+pub mod pressure;
+pub mod settings;
 pub mod watch;
 
 use std::sync::Arc;
@@ -30,6 +38,9 @@ pub enum QueueState {
     Waiting,
     Active,
     Expired,
+    /// Still in line, but the concert has no seat left to sell; back to WAITING, in the same
+    /// place, if seats come back.
+    SoldOut,
 }
 
 /// One token's place in line, as polled or pushed to its holder.
@@ -44,6 +55,10 @@ pub struct QueueStatus {
     pub estimated_wait_seconds: Option<u64>,
     /// When an ACTIVE token stops being valid.
     pub active_until: Option<DateTime<Utc>>,
+    /// When a polling client should ask again (None: no need to, ACTIVE or EXPIRED).
+    pub poll_after_seconds: Option<u64>,
+    /// The concert has no seat left to sell right now (an ACTIVE fan may still pay for a hold).
+    pub sold_out: bool,
 }
 
 /// A token's identity: `<concert id>.<random uuid>`. The concert is readable from the token so a
@@ -84,15 +99,20 @@ impl QueueToken {
     }
 }
 
-/// Queue tuning, read once from the configuration.
+/// Queue tuning, read once from the configuration. The admission rate, cap and active TTL are
+/// the defaults of concerts without [`settings`] of their own.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
     pub admit_per_second: f64,
     pub active_cap: u32,
     pub active_ttl_ms: u64,
+    /// 0: an ACTIVE fan keeps the slot for the whole active TTL.
+    pub active_idle_ms: u64,
     pub waiting_grace_ms: u64,
     pub tick_ms: u64,
     pub record_ttl_seconds: u64,
+    pub poll_max_seconds: u64,
+    pub adaptive: bool,
 }
 
 impl QueueSettings {
@@ -101,9 +121,12 @@ impl QueueSettings {
             admit_per_second: config.queue_admit_per_second,
             active_cap: config.queue_active_cap,
             active_ttl_ms: config.queue_active_ttl_seconds * 1000,
+            active_idle_ms: config.queue_active_idle_seconds * 1000,
             waiting_grace_ms: config.queue_waiting_grace_seconds * 1000,
             tick_ms: config.queue_tick_ms,
             record_ttl_seconds: config.queue_token_ttl_seconds,
+            poll_max_seconds: config.queue_poll_max_seconds.max(1),
+            adaptive: config.queue_adaptive,
         }
     }
 }
@@ -114,6 +137,7 @@ struct Scripts {
     tick: Script,
     lease: Script,
     finish: Script,
+    idle: Script,
 }
 
 /// The queue service, shared by resolvers, the admitter and the subscription fan-out.
@@ -153,10 +177,10 @@ impl Keys {
 }
 
 /// What status.lua (and enter.lua, after the token) answer:
-/// (status, user, seq, head, gone ahead, active until ms, smoothed rate).
-type StatusReply = (String, i64, u64, u64, u64, i64, String);
+/// (status, user, seq, head, gone ahead, active until ms, smoothed rate, sold out).
+type StatusReply = (String, i64, u64, u64, u64, i64, String, u8);
 /// What enter.lua answers: the token, then a [`StatusReply`].
-type EnterReply = (String, String, i64, u64, u64, u64, i64, String);
+type EnterReply = (String, String, i64, u64, u64, u64, i64, String, u8);
 
 pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -184,6 +208,7 @@ impl Queue {
             tick: Script::new(include_str!("lua/tick.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             finish: Script::new(include_str!("lua/finish.lua")),
+            idle: Script::new(include_str!("lua/idle.lua")),
         };
         Self {
             redis,
@@ -222,11 +247,12 @@ impl Queue {
     }
 
     /// Enters `viewer` into `concert`'s queue, or returns the token they already hold there.
+    /// `SOLD_OUT` for a fan without a token when the concert has no seat left.
     pub async fn enter(&self, viewer: Viewer, concert: ConcertId) -> AppResult<QueueStatus> {
         let keys = Keys::new(&self.redis, concert);
         let candidate = QueueToken::new(concert);
         let mut conn = self.conn().await?;
-        let (token, state, user, seq, head, gone_ahead, active_until_ms, rate): EnterReply = self
+        let (token, state, user, seq, head, gone_ahead, active_until_ms, rate, sold_out): EnterReply = self
             .scripts
             .enter
             .key(keys.user(viewer.user_id))
@@ -245,6 +271,9 @@ impl Queue {
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
+        if token.is_empty() {
+            return Err(AppError::SoldOut);
+        }
         if token == candidate.as_str() {
             metrics::counter!(m::QUEUE_ENTRIES_TOTAL, "concert" => concert.to_string())
                 .increment(1);
@@ -253,7 +282,16 @@ impl Queue {
         Ok(self
             .interpret(
                 &token,
-                (state, user, seq, head, gone_ahead, active_until_ms, rate),
+                (
+                    state,
+                    user,
+                    seq,
+                    head,
+                    gone_ahead,
+                    active_until_ms,
+                    rate,
+                    sold_out,
+                ),
             )
             .1)
     }
@@ -294,15 +332,15 @@ impl Queue {
 
     /// Turns the record a script read into the owner and the status the fan sees.
     fn interpret(&self, token: &QueueToken, reply: StatusReply) -> (UserId, QueueStatus) {
-        let (state, user, seq, head, gone_ahead, active_until_ms, rate) = reply;
+        let (state, user, seq, head, gone_ahead, active_until_ms, rate, sold_out) = reply;
+        let sold_out = sold_out == 1;
+        let position = seq.saturating_sub(head).saturating_sub(gone_ahead);
         let status = match state.as_str() {
-            "WAITING" => self.waiting_status(
-                token,
-                seq.saturating_sub(head).saturating_sub(gone_ahead),
-                rate.parse().unwrap_or(0.0),
-            ),
+            "WAITING" if sold_out => self.sold_out_status(token, position),
+            "WAITING" => self.waiting_status(token, position, rate.parse().unwrap_or(0.0)),
             "ACTIVE" if active_until_ms > now_ms() => QueueStatus {
                 active_until: Utc.timestamp_millis_opt(active_until_ms).single(),
+                sold_out,
                 ..self.bare_status(token, QueueState::Active)
             },
             _ => self.bare_status(token, QueueState::Expired),
@@ -318,11 +356,14 @@ impl Queue {
             position: None,
             estimated_wait_seconds: None,
             active_until: None,
+            poll_after_seconds: None,
+            sold_out: false,
         }
     }
 
     /// A WAITING status at `position`, with an ETA from the observed admission rate (the
-    /// configured rate until one has been observed).
+    /// configured rate until one has been observed). The poll hint is 1 s for a fan who should be
+    /// admitted within about 10 s, QUEUE_POLL_MAX_SECONDS further back.
     pub fn waiting_status(
         &self,
         token: &QueueToken,
@@ -336,10 +377,26 @@ impl Queue {
             self.settings.admit_per_second
         };
         let eta = (rate > 0.0).then(|| (position as f64 / rate).ceil() as u64);
+        let poll_after = match eta {
+            Some(seconds) if seconds <= 10 => 1,
+            _ => self.settings.poll_max_seconds,
+        };
         QueueStatus {
             position: Some(position),
             estimated_wait_seconds: eta,
+            poll_after_seconds: Some(poll_after),
             ..self.bare_status(token, QueueState::Waiting)
+        }
+    }
+
+    /// A SOLD_OUT status: the fan keeps `position` for when seats come back, and is told to poll
+    /// five times less often than the furthest WAITING fan.
+    pub fn sold_out_status(&self, token: &QueueToken, position: u64) -> QueueStatus {
+        QueueStatus {
+            position: Some(position.max(1)),
+            poll_after_seconds: Some(self.settings.poll_max_seconds * 5),
+            sold_out: true,
+            ..self.bare_status(token, QueueState::SoldOut)
         }
     }
 
@@ -356,22 +413,24 @@ impl Queue {
     }
 
     /// The guard of holds and payments: `token` must be ACTIVE, the viewer's, for `concert`.
+    /// Returns its status (which says whether the concert is sold out).
     pub async fn require_active(
         &self,
         viewer: Viewer,
         concert: ConcertId,
         token: Option<&str>,
-    ) -> AppResult<()> {
+    ) -> AppResult<QueueStatus> {
         let token = QueueToken::parse(token.ok_or(AppError::QueueTokenRequired)?)?;
         if token.concert_id != concert {
             return Err(AppError::QueueTokenInvalid);
         }
         let status = self.owned_status(viewer, &token).await?;
         match status.state {
-            QueueState::Active => Ok(()),
+            QueueState::Active => Ok(status),
             QueueState::Waiting => Err(AppError::QueueNotActive {
                 position: status.position.unwrap_or(0),
             }),
+            QueueState::SoldOut => Err(AppError::SoldOut),
             QueueState::Expired => Err(AppError::QueueTokenExpired),
         }
     }
@@ -391,6 +450,7 @@ impl Queue {
             .key(keys.named("seen"))
             .key(keys.named("gone"))
             .key(keys.user_prefix())
+            .key(keys.named("idle"))
             .arg(token.as_str())
             .arg(self.settings.record_ttl_seconds)
             .invoke_async(&mut *conn)
@@ -414,6 +474,56 @@ impl Queue {
             Some(token) => self.finish(&token).await,
             None => Ok(false),
         }
+    }
+
+    /// `user` holds seats of `concert` until `hold_ends`: their ACTIVE slot stays theirs until
+    /// then, plus the idle time.
+    pub async fn holding(
+        &self,
+        concert: ConcertId,
+        user: UserId,
+        hold_ends: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let deadline = hold_ends.timestamp_millis() + self.idle_ms();
+        self.move_idle_deadline(concert, user, deadline, "later")
+            .await
+    }
+
+    /// `user` gave their hold up: they keep their ACTIVE slot for the idle time from now.
+    pub async fn released(&self, concert: ConcertId, user: UserId) -> AppResult<()> {
+        let deadline = now_ms() + self.idle_ms();
+        self.move_idle_deadline(concert, user, deadline, "set")
+            .await
+    }
+
+    fn idle_ms(&self) -> i64 {
+        i64::try_from(self.settings.active_idle_ms).unwrap_or(i64::MAX / 2)
+    }
+
+    async fn move_idle_deadline(
+        &self,
+        concert: ConcertId,
+        user: UserId,
+        deadline_ms: i64,
+        mode: &str,
+    ) -> AppResult<()> {
+        if self.settings.active_idle_ms == 0 {
+            return Ok(());
+        }
+        let keys = Keys::new(&self.redis, concert);
+        let mut conn = self.conn().await?;
+        let _: i64 = self
+            .scripts
+            .idle
+            .key(keys.user(user))
+            .key(keys.named("active"))
+            .key(keys.named("idle"))
+            .arg(deadline_ms)
+            .arg(mode)
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// The token's sequence number, which subscribers compute their position from.

@@ -1,5 +1,6 @@
 //! The status stream behind the `queueStatus` subscription: one Redis read at the start, then
-//! positions computed from broadcast ticks, one more read only when the token leaves the line.
+//! positions computed from broadcast ticks (SOLD_OUT while a tick says so), one more read only
+//! when the token leaves the line.
 
 use std::sync::Arc;
 
@@ -40,13 +41,14 @@ pub fn watch_status(
         loop {
             let next = match last.state {
                 QueueState::Expired => return,
-                QueueState::Waiting => {
+                QueueState::Waiting | QueueState::SoldOut => {
                     if ticks.changed().await.is_err() {
                         return;
                     }
                     let tick = ticks.borrow_and_update().clone();
-                    match tick.and_then(|tick| tick.position_of(seq).map(|position| (position, tick.rate))) {
-                        Some((position, rate)) => queue.waiting_status(&parsed, position, rate),
+                    match tick.and_then(|tick| tick.position_of(seq).map(|position| (position, tick))) {
+                        Some((position, tick)) if tick.sold_out => queue.sold_out_status(&parsed, position),
+                        Some((position, tick)) => queue.waiting_status(&parsed, position, tick.rate),
                         // Admitted or dropped: one read tells which.
                         None => match queue.status(viewer, &token).await {
                             Ok(status) => status,

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admission;
 mod catalogue;
 mod cost;
 mod dashboards;

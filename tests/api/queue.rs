@@ -8,7 +8,6 @@ use crate::helpers::outage::Outage;
 use crate::helpers::{TestApp, viewer};
 use concert_reservation::error::AppError;
 use concert_reservation::ids::ConcertId;
-use concert_reservation::queue::admitter::Admitter;
 use concert_reservation::queue::{QueueState, QueueStatus};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
@@ -87,7 +86,7 @@ async fn concurrent_entries_are_admitted_in_fifo_order() {
         "distinct places 1..=100"
     );
 
-    let admitter = Admitter::new(app.queue().clone());
+    let admitter = app.admitter();
     for round in 1..=4u64 {
         admitter
             .tick(concert, 25)
@@ -112,7 +111,7 @@ async fn admission_respects_the_rate_and_the_cap() {
     for user in 1..=60 {
         enter(&app, user, concert).await;
     }
-    let admitter = Admitter::new(app.queue().clone());
+    let admitter = app.admitter();
     let mut seen = Vec::new();
     for _ in 0..4 {
         let tick = admitter.tick(concert, 10).await.unwrap().unwrap();
@@ -182,7 +181,7 @@ async fn expired_active_tokens_free_their_slots() {
     let a = enter(&app, 1, concert).await;
     let _b = enter(&app, 2, concert).await;
     let c = enter(&app, 3, concert).await;
-    let admitter = Admitter::new(app.queue().clone());
+    let admitter = app.admitter();
     admitter.tick(concert, 10).await.unwrap();
     assert_eq!(status(&app, 1, &a.token).await.state, QueueState::Active);
     assert_eq!(status(&app, 3, &c.token).await.position, Some(1));
@@ -212,11 +211,7 @@ async fn absent_waiters_are_dropped_and_those_behind_move_up() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         status(&app, 3, &c.token).await;
     }
-    let tick = Admitter::new(app.queue().clone())
-        .tick(concert, 10)
-        .await
-        .unwrap()
-        .unwrap();
+    let tick = app.admitter().tick(concert, 10).await.unwrap().unwrap();
 
     assert_eq!(tick.abandoned, 2);
     assert_eq!(status(&app, 1, &a.token).await.state, QueueState::Expired);
@@ -239,8 +234,8 @@ async fn two_admitters_never_double_admit() {
     for user in 1..=300 {
         enter(&app, user, concert).await;
     }
-    let first = Arc::new(Admitter::new(app.queue().clone()));
-    let second = Arc::new(Admitter::new(app.queue().clone()));
+    let first = Arc::new(app.another_admitter());
+    let second = Arc::new(app.another_admitter());
     let mut admitted = 0;
     for _ in 0..20 {
         let (a, b) = tokio::join!(first.tick(concert, 5), second.tick(concert, 5));
@@ -310,7 +305,7 @@ async fn the_guard_needs_an_active_token_of_the_caller_for_the_concert() {
     let first = enter(&app, 1, concert).await;
     let second = enter(&app, 2, concert).await;
 
-    let refused = |result: Result<(), AppError>| result.unwrap_err().code();
+    let refused = |result: Result<_, AppError>| result.unwrap_err().code();
     assert_eq!(
         refused(queue.require_active(viewer(1), concert, None).await),
         "QUEUE_TOKEN_REQUIRED"
@@ -324,7 +319,7 @@ async fn the_guard_needs_an_active_token_of_the_caller_for_the_concert() {
         "QUEUE_NOT_ACTIVE"
     );
 
-    let admitter = Admitter::new(queue.clone());
+    let admitter = app.admitter();
     admitter.tick(concert, 10).await.unwrap();
     queue
         .require_active(viewer(1), concert, Some(&first.token))

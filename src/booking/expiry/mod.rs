@@ -22,7 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::db::enums::{ReservationStatus, SeatStatus};
 use crate::db::schema::{reservations, seats};
 use crate::error::AppResult;
-use crate::ids::{ReservationId, ScheduleId, SeatId};
+use crate::ids::{ConcertId, ReservationId, ScheduleId, SeatId, UserId};
 
 diesel::define_sql_function! {
     /// Marks the HELD reservations among `ids` whose time ran out as EXPIRED (the cascading FK
@@ -79,25 +79,40 @@ pub async fn release(conn: &mut AsyncPgConnection, seat_ids: &[SeatId]) -> AppRe
     Ok(released)
 }
 
+/// A seat the backstop freed: where it is, and who held it last (whose queue slot to free).
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct Freed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub schedule_id: ScheduleId,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub seat_id: SeatId,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub concert_id: ConcertId,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub holder: Option<UserId>,
+}
+
 /// Frees seats whose hold ran out more than `after` ago and are still marked HELD: their
-/// `seats.expired` event was not handled in time.
-pub async fn backstop(
-    conn: &mut AsyncPgConnection,
-    after: Duration,
-) -> AppResult<Vec<(ScheduleId, SeatId)>> {
+/// `seats.expired` event was not handled in time. One statement: the update, and for each seat
+/// its concert and the fan of its last hold.
+pub async fn backstop(conn: &mut AsyncPgConnection, after: Duration) -> AppResult<Vec<Freed>> {
     let cutoff = Utc::now() - after;
-    let freed = diesel::update(
-        seats::table
-            .filter(seats::status.eq(SeatStatus::Held))
-            .filter(seats::held_until.lt(cutoff)),
+    let freed = diesel::sql_query(
+        "WITH freed AS (
+             UPDATE seats SET status = 'AVAILABLE', held_until = NULL, updated_at = now()
+              WHERE status = 'HELD' AND held_until < $1
+          RETURNING schedule_id, id)
+         SELECT f.schedule_id, f.id AS seat_id, sc.concert_id, last_hold.user_id AS holder
+           FROM freed f
+           JOIN schedules sc ON sc.id = f.schedule_id
+           LEFT JOIN LATERAL (
+                SELECT r.user_id FROM reservation_seats rs
+                  JOIN reservations r ON r.id = rs.reservation_id
+                 WHERE rs.seat_id = f.id
+                 ORDER BY r.id DESC LIMIT 1) last_hold ON true",
     )
-    .set((
-        seats::status.eq(SeatStatus::Available),
-        seats::held_until.eq(None::<DateTime<Utc>>),
-        seats::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning((seats::schedule_id, seats::id))
-    .get_results(conn)
+    .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+    .load(conn)
     .await?;
     Ok(freed)
 }

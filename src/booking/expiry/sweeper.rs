@@ -1,8 +1,9 @@
 //! The expiry sweeper: every EXPIRY_SWEEP_INTERVAL_MS it expires past-due holds in batches (their
 //! `seats.expired` events go out through the outbox), and as a backstop frees seats whose hold ran
-//! out more than EXPIRY_BACKSTOP_SECONDS ago that no consumer released.
+//! out more than EXPIRY_BACKSTOP_SECONDS ago that no consumer released, and ends the queue tokens
+//! of the fans who held them (the consumer does both when it handles the event).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use diesel_async::AsyncConnection;
@@ -15,22 +16,26 @@ use crate::db::Database;
 use crate::db::enums::SeatStatus;
 use crate::error::AppResult;
 use crate::metrics as m;
+use crate::queue::Queue;
 
-/// What the sweeper uses: the database, the seat map to tell about freed seats, its pace.
+/// What the sweeper uses: the database, the seat map to tell about freed seats, the queue whose
+/// slots the backstop frees, its pace.
 #[derive(Clone)]
 pub struct Sweeper {
     db: Database,
     seat_map: SeatMap,
+    queue: Queue,
     batch: i64,
     backstop: Duration,
     period: Duration,
 }
 
 impl Sweeper {
-    pub fn new(db: Database, seat_map: SeatMap, config: &Config) -> Self {
+    pub fn new(db: Database, seat_map: SeatMap, queue: Queue, config: &Config) -> Self {
         Self {
             db,
             seat_map,
+            queue,
             batch: config.expiry_sweep_batch,
             backstop: Duration::from_secs(config.expiry_backstop_seconds),
             period: Duration::from_millis(config.expiry_sweep_interval_ms),
@@ -85,8 +90,20 @@ impl Sweeper {
         metrics::counter!(m::SEATS_RELEASED_TOTAL, "by" => "backstop")
             .increment(freed.len() as u64);
         let mut by_schedule: BTreeMap<_, Vec<_>> = BTreeMap::new();
-        for (schedule, seat) in &freed {
-            by_schedule.entry(*schedule).or_default().push(*seat);
+        let mut holders = BTreeSet::new();
+        for seat in &freed {
+            by_schedule
+                .entry(seat.schedule_id)
+                .or_default()
+                .push(seat.seat_id);
+            if let Some(holder) = seat.holder {
+                holders.insert((seat.concert_id, holder));
+            }
+        }
+        for (concert, holder) in holders {
+            if let Err(err) = self.queue.finish_for(concert, holder).await {
+                tracing::warn!(error = %err, "the queue slot of a hold the backstop freed was not freed");
+            }
         }
         for (schedule_id, seat_ids) in by_schedule {
             self.seat_map

@@ -1,5 +1,6 @@
 -- End a token early (its purchase completed, or its hold was lost): frees its ACTIVE slot.
--- KEYS: 1 token hash, 2 active zset, 3 waiting zset, 4 seen zset, 5 gone zset, 6 user key prefix
+-- KEYS: 1 token hash, 2 active zset, 3 waiting zset, 4 seen zset, 5 gone zset, 6 user key prefix,
+--       7 idle zset
 -- ARGV: 1 token, 2 record ttl s
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'EXPIRED' then
@@ -14,6 +15,7 @@ if status == 'WAITING' then
   redis.call('ZREM', KEYS[4], ARGV[1])
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'EXPIRED')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 local user = redis.call('HGET', KEYS[1], 'user')

@@ -77,6 +77,9 @@ pub struct TestApp {
     pub config: Config,
     /// The server's application context, for the helpers here only.
     context: App,
+    /// The admitter tests tick by hand: one instance, so it keeps the concerts' leases between
+    /// ticks; it budgets as if it ticked once a second.
+    admitter: concert_reservation::queue::admitter::Admitter,
     pub client: reqwest::Client,
     database: String,
     admin_url: String,
@@ -127,6 +130,11 @@ impl TestApp {
         Self {
             addr,
             config,
+            admitter: concert_reservation::queue::admitter::Admitter::new(
+                context.queue.clone(),
+                context.db.clone(),
+            )
+            .with_period(std::time::Duration::from_secs(1)),
             context,
             client: reqwest::Client::new(),
             database,
@@ -235,9 +243,22 @@ impl TestApp {
         &self.context.queue
     }
 
+    /// The admitter of this server, ticked by hand (the one [`TestApp::admit`] ticks).
+    pub fn admitter(&self) -> &concert_reservation::queue::admitter::Admitter {
+        &self.admitter
+    }
+
+    /// Another admitter instance over the same queue: it competes for the concerts' leases.
+    pub fn another_admitter(&self) -> concert_reservation::queue::admitter::Admitter {
+        concert_reservation::queue::admitter::Admitter::new(
+            self.context.queue.clone(),
+            self.context.db.clone(),
+        )
+    }
+
     /// One admitter tick for `concert`: up to `max` waiting fans become ACTIVE.
     pub async fn admit(&self, concert: i64, max: u32) {
-        concert_reservation::queue::admitter::Admitter::new(self.context.queue.clone())
+        self.admitter()
             .tick(concert_reservation::ids::ConcertId(concert), max)
             .await
             .expect("admitting");

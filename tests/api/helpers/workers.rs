@@ -20,6 +20,7 @@ impl TestApp {
         Sweeper::new(
             self.context.db.clone(),
             self.context.seat_map.clone(),
+            self.context.queue.clone(),
             &self.config,
         )
         .sweep_once()

@@ -1,0 +1,2 @@
+DROP INDEX seats_unsold_idx;
+DROP TABLE queue_settings;
