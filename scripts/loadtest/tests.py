@@ -108,5 +108,47 @@ class CeilingWindows(unittest.TestCase):
         self.assertIsNone(k6_t0_ms(""))
 
 
+class QueueAdmission(unittest.TestCase):
+    def test_product_defaults_unless_the_caller_set_a_queue_setting(self):
+        import os
+        from unittest import mock
+
+        from loadtest.scenarios.base import admission_text, product_queue
+        with mock.patch.dict(os.environ, {"QUEUE_ACTIVE_CAP": "800", "QUEUE_TICK_MS": "", "HOLD_TTL_SECONDS": "5"}, clear=True):
+            env = product_queue(HOLD_TTL_SECONDS=900)
+        self.assertEqual(env, {"QUEUE_ACTIVE_CAP": "800", "HOLD_TTL_SECONDS": "900", "REDIS_POOL_SIZE": "32",
+                               "DATABASE_POOL_SIZE": "32"})
+        self.assertIn("the product's default", admission_text({"HOLD_TTL_SECONDS": "900"}))
+        self.assertIn("under 50 (default) fans/s per concert, at most 800 ACTIVE", admission_text(env))
+
+
+class SoldOutLearning(unittest.TestCase):
+    def test_the_last_fan_told_within_the_limit_of_the_last_seat(self):
+        from loadtest.scenarios.seat_stampede import sold_out_learning
+        ok = sold_out_learning(1_000_000, 1_001_500, seatless=9950, told=9950)
+        self.assertEqual((ok["lag_s"], ok["passed"]), (1.5, True))
+        self.assertFalse(sold_out_learning(1_000_000, 1_002_000, 9950, 9950)["passed"])
+        # Told before the last seat went (e.g. a map showing every seat HELD) is in time.
+        self.assertTrue(sold_out_learning(1_000_000, 999_000, 10, 10)["passed"])
+
+    def test_a_fan_never_told_or_no_record_fails_and_no_loser_passes(self):
+        from loadtest.scenarios.seat_stampede import sold_out_learning
+        self.assertFalse(sold_out_learning(1_000_000, 1_000_100, seatless=10, told=9)["passed"])
+        self.assertFalse(sold_out_learning(None, 1_000_100, 10, 10)["passed"])
+        self.assertIsNone(sold_out_learning(1_000_000, None, 10, 10)["lag_s"])
+        self.assertTrue(sold_out_learning(1_000_000, None, 0, 0)["passed"])
+
+    def test_read_from_the_k6_summary(self):
+        from loadtest.scenarios.seat_stampede import sold_out_report
+        s = Summary({"metrics": {
+            "stampede_hold_ok_epoch_ms": {"max": 5000.0, "count": 2},
+            "stampede_sold_out_learned_epoch_ms{via:queueStatus}": {"max": 6200.0, "count": 7},
+            "stampede_sold_out_learned_epoch_ms{via:hold}": {"max": 5100.0, "count": 1},
+            "stampede_sold_out_learned_epoch_ms{via:lost}": {"max": 0, "count": 0}}})
+        r = sold_out_report(s, {"held": 2, "sold_out": 8, "lost": 0, "failed": 0, "not_active": 0})
+        self.assertEqual((r["lag_s"], r["passed"], r["told"]), (1.2, True, 8))
+        self.assertEqual(r["last_told_after_last_hold_s_by_via"], {"queueStatus": 1.2, "hold": 0.1})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,7 +1,9 @@
 """What every scenario is: its k6 script, server settings, seed and options (its environment),
 its data measurements, and its report."""
 
-from loadtest.fmt import counts, le_ms, n0
+import os
+
+from loadtest.fmt import counts, le_ms, n0, num
 from loadtest.report import Section, Table
 from loadtest.util import Fatal
 
@@ -51,6 +53,34 @@ def queue_settings(admit, cap, grace, active_ttl, tick=250, **extra):
     return {k: str(v) for k, v in env.items()}
 
 
+def product_queue(**extra):
+    """Server settings of a run with the product's queue as it ships: adaptive admission and every
+    QUEUE_* setting at its default, except those the caller exported (kept, so the report and the
+    command to reproduce the run show them); the pools (32 each), plus `extra`."""
+    env = {k: v for k, v in sorted(os.environ.items()) if k.startswith("QUEUE_") and v}
+    env.update(extra)
+    env.update(REDIS_POOL_SIZE=32, DATABASE_POOL_SIZE=32)
+    return {k: str(v) for k, v in env.items()}
+
+
+# The server's defaults of the admission settings (src/config.rs).
+ADMISSION_DEFAULTS = {"QUEUE_ADMIT_PER_SECOND": 50, "QUEUE_ACTIVE_CAP": 500}
+
+
+def admission_text(server_env, short=False):
+    """How the run's queue admitted fans, from its server settings (`short`: in a few words)."""
+    rate = server_env.get("QUEUE_ADMIT_PER_SECOND")
+    cap = server_env.get("QUEUE_ACTIVE_CAP")
+    if short:
+        return "the product's default admission" if rate is None and cap is None else "admission set for this run"
+    if rate is None and cap is None:
+        return (f"the product's default: adaptive (AIMD) admission under {ADMISSION_DEFAULTS['QUEUE_ADMIT_PER_SECOND']} "
+                f"fans/s per concert, at most {ADMISSION_DEFAULTS['QUEUE_ACTIVE_CAP']} ACTIVE")
+    rate = num(float(rate), 0) if rate is not None else f"{ADMISSION_DEFAULTS['QUEUE_ADMIT_PER_SECOND']} (default)"
+    cap = num(int(cap), 0) if cap is not None else f"{ADMISSION_DEFAULTS['QUEUE_ACTIVE_CAP']} (default)"
+    return f"adaptive (AIMD) admission under {rate} fans/s per concert, at most {cap} ACTIVE (set for this run)"
+
+
 def pg_rows(pg):
     return [["PostgreSQL deadlocks during the run (`pg_stat_database.deadlocks` delta)", n0(pg.get("deadlocks"))],
             ["PostgreSQL transactions committed / rolled back during the run",
@@ -78,5 +108,5 @@ def busy_k6(r):
     return (r.get("k6_cpu") or 0) > 5
 
 
-__all__ = ["Scenario", "queue_settings", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
+__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
            "busy_k6", "le_ms"]
