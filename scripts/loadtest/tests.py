@@ -150,5 +150,24 @@ class SoldOutLearning(unittest.TestCase):
         self.assertEqual(r["last_told_after_last_hold_s_by_via"], {"queueStatus": 1.2, "hold": 0.1})
 
 
+class MixedJourney(unittest.TestCase):
+    def test_rss_drift_first_and_last_window_and_trend(self):
+        from loadtest.scenarios.base import rss_drift
+        rows = [{"t": float(t), "server_rss_kb": 1024 * (100 + t)} for t in range(1, 181)]
+        d = rss_drift(rows, window_s=60)
+        self.assertAlmostEqual(d["start_mb"], 100 + 31)
+        self.assertAlmostEqual(d["end_mb"], 100 + 150)
+        self.assertAlmostEqual(d["slope_mb_per_min"], 60)
+        self.assertEqual(d["peak_mb"], 280)
+        self.assertIsNone(rss_drift([{"t": 1.0, "server_rss_kb": 5}, {"t": 2.0, "server_rss_kb": None}]))
+
+    def test_journeys_per_minute_against_offered_and_the_admission_ceiling(self):
+        from loadtest.scenarios.mixed import journey_pace
+        p = journey_pace({"outcomes": {"paid": 3000, "sold_out": 5}}, 600, 7500, 10, {}, 36000)
+        self.assertEqual((p["completed_per_min"], p["admission_ceiling_per_min"], p["admitted_per_min"]), (300, 30000, 3600))
+        self.assertAlmostEqual(p["completed_of_offered"], 0.04)
+        self.assertEqual(journey_pace({"outcomes": {}}, 60, 10, 1, {"QUEUE_ADMIT_PER_SECOND": "20"}, None)["admission_ceiling_per_min"], 1200)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -81,6 +81,25 @@ def admission_text(server_env, short=False):
     return f"adaptive (AIMD) admission under {rate} fans/s per concert, at most {cap} ACTIVE (set for this run)"
 
 
+def rss_drift(rows, window_s=60):
+    """The server's RSS (MB) over a run, from the sampler's 1 s rows: the mean of the first and
+    of the last `window_s` seconds, their difference, and the slope of a least-squares line in
+    MB per minute (None with fewer than two samples)."""
+    pts = [(r["t"], r["server_rss_kb"] / 1024) for r in rows if r.get("t") is not None and r.get("server_rss_kb")]
+    if len(pts) < 2:
+        return None
+    t0, t1 = pts[0][0], pts[-1][0]
+    first = [mb for t, mb in pts if t <= t0 + window_s]
+    last = [mb for t, mb in pts if t >= t1 - window_s]
+    n = len(pts)
+    mean_t, mean_mb = sum(t for t, _ in pts) / n, sum(mb for _, mb in pts) / n
+    var = sum((t - mean_t) ** 2 for t, _ in pts)
+    slope = sum((t - mean_t) * (mb - mean_mb) for t, mb in pts) / var if var else 0.0
+    start, end = sum(first) / len(first), sum(last) / len(last)
+    return {"start_mb": start, "end_mb": end, "drift_mb": end - start, "peak_mb": max(mb for _, mb in pts),
+            "slope_mb_per_min": slope * 60, "window_s": window_s, "seconds": t1 - t0}
+
+
 def pg_rows(pg):
     return [["PostgreSQL deadlocks during the run (`pg_stat_database.deadlocks` delta)", n0(pg.get("deadlocks"))],
             ["PostgreSQL transactions committed / rolled back during the run",
@@ -108,5 +127,5 @@ def busy_k6(r):
     return (r.get("k6_cpu") or 0) > 5
 
 
-__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
+__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "rss_drift", "ADMISSION_DEFAULTS", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
            "busy_k6", "le_ms"]
