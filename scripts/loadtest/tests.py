@@ -169,5 +169,18 @@ class MixedJourney(unittest.TestCase):
         self.assertEqual(journey_pace({"outcomes": {}}, 60, 10, 1, {"QUEUE_ADMIT_PER_SECOND": "20"}, None)["admission_ceiling_per_min"], 1200)
 
 
+class PaymentCapacity(unittest.TestCase):
+    def test_steady_windows_against_the_best_one(self):
+        from loadtest.scenarios.payments import payment_capacity
+        windows = [{"completed_per_s": v} for v in (50, 600, 650, 620, 10)]
+        c = payment_capacity(windows)
+        self.assertEqual((c["best_per_s"], c["steady_per_s"], c["windows"]), (650, 623.3333333333334, 3))
+        self.assertAlmostEqual(c["steady_of_best"], 623.3333333333334 / 650)
+        # Three windows or fewer: all of them count.
+        self.assertEqual(payment_capacity([{"completed_per_s": 5}, {"completed_per_s": 10}])["best_per_s"], 10)
+        self.assertIsNone(payment_capacity([])["steady_of_best"])
+        self.assertIsNone(payment_capacity([{"completed_per_s": 0}, {"completed_per_s": 0}])["steady_of_best"])
+
+
 if __name__ == "__main__":
     unittest.main()
