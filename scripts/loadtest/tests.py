@@ -182,5 +182,21 @@ class PaymentCapacity(unittest.TestCase):
         self.assertIsNone(payment_capacity([{"completed_per_s": 0}, {"completed_per_s": 0}])["steady_of_best"])
 
 
+class QueueWavePolling(unittest.TestCase):
+    def test_the_poll_option_picks_the_mode_and_the_report(self):
+        from loadtest.scenarios.queue_wave import QueueWave
+        hint, fixed = QueueWave({}, "t"), QueueWave({"poll": "fixed"}, "t")
+        self.assertEqual((hint.k6_env["POLL"], hint.report_name), ("hint", "queue-wave"))
+        self.assertEqual((fixed.k6_env["POLL"], fixed.report_name), ("fixed", "queue-wave-fixed"))
+        with self.assertRaises(Fatal):
+            QueueWave({"poll": "sometimes"}, "t")
+
+    def test_smoke_runs_both_under_their_own_names(self):
+        from loadtest import smoke
+        labels = [smoke.label_of(name, args) for name, args, _ in smoke.RUNS]
+        self.assertIn("queue-wave-fixed", labels)
+        self.assertEqual(len(labels), len(set(labels)))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -25,6 +25,11 @@ class Scenario:
         self.k6_env, self.server_env, self.seed_args = {}, {}, []
         self.configure()
 
+    @property
+    def report_name(self):
+        """docs/results/<this>.{md,json}: the scenario's name unless its options say otherwise."""
+        return self.name
+
     def configure(self):
         """Sets k6_env, server_env and seed_args from the options."""
         raise NotImplementedError
