@@ -1,8 +1,8 @@
-// Breakpoint test (LOAD-TEST-PLAN.md, "Test types": raise the load step by step until something
-// breaks; report where): fans on the full journey (lib/journey.js: queue, browse, hold, pay, me —
-// the sustained-load mix) arrive at START_RATE requests/s, STEP_RATE more every STEP_SECONDS, up
-// to MAX_RATE, until a threshold of the current step fails; k6 then stops the test
-// (abortOnFail).
+// Breakpoint test (docs/load-test-plan.md, "Test types": raise the load step by step until
+// something breaks; report where): fans on the full journey (lib/journey.js: queue, browse, hold,
+// pay, me — the sustained-load mix) arrive at START_RATE requests/s, STEP_RATE more every
+// STEP_SECONDS, up to MAX_RATE, until a threshold of the current step fails; k6 then stops the
+// test (abortOnFail).
 //
 // Run it through `scripts/load breakpoint [--rate START] [--step R] [--max R] [--duration STEP_S]`
 // (defaults 50, 50, 1500 req/s, 30 s), which seeds data for the whole ramp and writes

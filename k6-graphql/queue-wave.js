@@ -263,7 +263,8 @@ export default function (data) {
     if (sentAt > deadline) {
       for (const f of pending) {
         notActivated.add(1);
-        console.warn(`not ACTIVE after ${MAX_WAIT_SECONDS}s: user=${f.userId} token=${f.token} last position=${f.position}`);
+        console.warn(`not ACTIVE after ${MAX_WAIT_SECONDS}s: user=${f.userId} token=${f.token} ` +
+          `last position=${f.position}`);
       }
       break;
     }

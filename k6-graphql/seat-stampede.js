@@ -78,7 +78,9 @@
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { ERROR_CODES, errorBreakdownThresholds, errorCode, gqlBatch, isRealFailure, retryAfterMs } from './lib/graphql.js';
+import {
+  ERROR_CODES, errorBreakdownThresholds, errorCode, gqlBatch, isRealFailure, retryAfterMs,
+} from './lib/graphql.js';
 import { userToken } from './lib/jwt.js';
 import { BASE_URL, latencyMs } from './lib/config.js';
 import { POLL_MODE, busyDelayMs, isBusy, isSoldOut, pollDelaySeconds, pollHint } from './lib/queue.js';
