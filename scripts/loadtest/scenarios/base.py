@@ -132,5 +132,5 @@ def busy_k6(r):
     return (r.get("k6_cpu") or 0) > 5
 
 
-__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "rss_drift", "ADMISSION_DEFAULTS", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
-           "busy_k6", "le_ms"]
+__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "rss_drift", "ADMISSION_DEFAULTS", "pg_rows",
+           "retries_row", "kv_table", "section", "deadlock_goal", "busy_k6", "le_ms"]
