@@ -161,6 +161,15 @@ class MixedJourney(unittest.TestCase):
         self.assertEqual(d["peak_mb"], 280)
         self.assertIsNone(rss_drift([{"t": 1.0, "server_rss_kb": 5}, {"t": 2.0, "server_rss_kb": None}]))
 
+    def test_admission_over_time_from_the_samples(self):
+        from loadtest.scenarios.base import admission_over_time
+        rows = [{"t": 1.0, "admission_rate": 50.0, "sold_out": 0}, {"t": 2.0, "admission_rate": 20.0, "sold_out": 1},
+                {"t": 3.0, "admission_rate": None, "sold_out": 1}, {"t": 4.0, "sold_out": 0}]
+        a = admission_over_time(rows)
+        self.assertEqual((a["target_rate_min"], a["target_rate_mean"], a["target_rate_max"]), (20.0, 35.0, 50.0))
+        self.assertEqual((a["sold_out_first_s"], a["sold_out_last_s"]), (2.0, 3.0))
+        self.assertIsNone(admission_over_time([{"t": 1.0}])["sold_out_first_s"])
+
     def test_journeys_per_minute_against_offered_and_the_admission_ceiling(self):
         from loadtest.scenarios.mixed import journey_pace
         p = journey_pace({"outcomes": {"paid": 3000, "sold_out": 5}}, 600, 7500, 10, {}, 36000)

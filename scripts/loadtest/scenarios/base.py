@@ -86,6 +86,25 @@ def admission_text(server_env, short=False):
     return f"adaptive (AIMD) admission under {rate} fans/s per concert, at most {cap} ACTIVE (set for this run)"
 
 
+def admission_over_time(rows):
+    """What the server's queue did, from the sampler's 1 s rows of its /metrics (summed over the
+    concerts): the adaptive admission's target rate (min / mean / max over the samples that have
+    it) and when a concert was first and last seen sold out (seconds of the samples; None when
+    never, or when the server does not export it)."""
+    rates = [r["admission_rate"] for r in rows if r.get("admission_rate") is not None]
+    sold = [r["t"] for r in rows if r.get("sold_out")]
+    return {"target_rate_min": min(rates) if rates else None, "target_rate_mean": sum(rates) / len(rates) if rates else None,
+            "target_rate_max": max(rates) if rates else None, "sold_out_first_s": sold[0] if sold else None,
+            "sold_out_last_s": sold[-1] if sold else None}
+
+
+def admission_row(a):
+    return ["queue (server's /metrics, 1 s samples, summed over concerts): admission target rate min / mean / max; "
+            "sold out seen from / until",
+            f"{num(a['target_rate_min'], 1)} / {num(a['target_rate_mean'], 1)} / {num(a['target_rate_max'], 1)} fans/s; "
+            f"{num(a['sold_out_first_s'], 0, ' s')} / {num(a['sold_out_last_s'], 0, ' s')}"]
+
+
 def rss_drift(rows, window_s=60):
     """The server's RSS (MB) over a run, from the sampler's 1 s rows: the mean of the first and
     of the last `window_s` seconds, their difference, and the slope of a least-squares line in
@@ -132,5 +151,5 @@ def busy_k6(r):
     return (r.get("k6_cpu") or 0) > 5
 
 
-__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "rss_drift", "ADMISSION_DEFAULTS", "pg_rows",
-           "retries_row", "kv_table", "section", "deadlock_goal", "busy_k6", "le_ms"]
+__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "admission_over_time", "admission_row", "rss_drift",
+           "ADMISSION_DEFAULTS", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal", "busy_k6", "le_ms"]

@@ -7,7 +7,8 @@ other than the product's defaults (recorded in the report), POLL, BUSY_RETRIES."
 
 from loadtest.fmt import ms, num, pct
 from loadtest.report import Report, resources_of
-from loadtest.scenarios.base import ADMISSION_DEFAULTS, admission_text, busy_k6, kv_table, rss_drift, section
+from loadtest.scenarios.base import (ADMISSION_DEFAULTS, admission_over_time, admission_row, admission_text, busy_k6, kv_table,
+                                     rss_drift, section)
 from loadtest.scenarios.journeys import (REQUESTS_PER_JOURNEY, JourneyScenario, goals, journey_data, journey_stats,
                                          op_table, results_table, server_section, server_side, windows_of, windows_table)
 from loadtest.util import duration_seconds, positive_int
@@ -39,12 +40,13 @@ class Mixed(JourneyScenario):
               + (f" (steady windows {num(steady_per_s, 0)})" if steady_per_s else ""), sent_per_s is not None and sent_per_s >= 0.95 * rate)]
         res = resources_of(ctx.samples, busy_k6)
         drift = rss_drift(ctx.samples)
+        admission = admission_over_time(ctx.samples)
         pace = journey_pace(js, duration, int(env.get("JOURNEY_RATE") or round(rate * 60 / REQUESTS_PER_JOURNEY)),
                             ctx.env_int("CONCERTS", 1), ctx.server_env, server_side(ctx.prom).get("queue_admissions_total"))
         data = journey_data(ctx, js, {"rate": rate, "duration_s": duration, "users": env.get("USERS"), "concerts": env.get("CONCERTS"),
                                       "admission": admission_text(ctx.server_env)},
                             requests_sent_in_run=js["requests"], requests_per_second=sent_per_s, steady_requests_per_second=steady_per_s,
-                            journeys_per_minute=pace, rss_drift=drift)
+                            journeys_per_minute=pace, rss_drift=drift, admission=admission)
         data.update(windows=windows, resources=res)
         return Report(
             title=self.title, data=data, plan=s.judged(ORDER), labels=labels(js, ctx.scale), goals=g + goals(ctx, js), resources=res,
@@ -57,7 +59,8 @@ class Mixed(JourneyScenario):
                       f"{num(pace['completed_per_min'], 0)} journeys completed per minute, journey P95 once ACTIVE "
                       f"{ms(js['journey_active_ms'].get('p(95)'))}, request P95 {ms(js['answer_latency_ms'].get('p(95)'))}, "
                       f"error rate {pct(js['real_failed_rate'])}, BUSY {js['busy']['count']:,}."),
-            sections=[section("Results", results_table(js), kv_table(pace_rows(pace, drift)), op_table(js["per_op"]),
+            sections=[section("Results", results_table(js), kv_table(pace_rows(pace, drift) + [admission_row(admission)]),
+                              op_table(js["per_op"]),
                               windows_table(windows, 10)),
                       server_section(server_side(ctx.prom), ctx.pg)])
 

@@ -12,8 +12,8 @@ from loadtest.checks import Measure
 from loadtest.fmt import counts, lat_row, le_ms, ms, n0, num, pct, secs
 from loadtest.metrics import counter_by, counter_sum, hist_mean_ms, hist_quantile
 from loadtest.report import Report, Table, resources_of
-from loadtest.scenarios.base import (Scenario, admission_text, busy_k6, deadlock_goal, kv_table, pg_rows, product_queue,
-                                     retries_row, section)
+from loadtest.scenarios.base import (Scenario, admission_over_time, admission_row, admission_text, busy_k6, deadlock_goal,
+                                     kv_table, pg_rows, product_queue, retries_row, section)
 from loadtest.util import duration_seconds, positive_int
 
 ORDER = ("stampede_hold_ms", "stampede_holds_ok", "stampede_real_failed", "stampede_hold_answered", "stampede_fans_not_active")
@@ -66,6 +66,7 @@ class SeatStampede(Scenario):
         expected = min(users, seats)
         r = results(s, SOLD_OUT_WITHIN_S * ctx.scale)
         server = server_metrics(ctx.prom, ctx.pg)
+        server["admission"] = admission_over_time(ctx.samples)
         res = resources_of(ctx.samples, busy_k6)
         data = {"load_model": load_model_data(ctx, users, seats, expected),
                 "error_accounting": "real failures = every request not answered BUSY whose answer is not data, "
@@ -275,6 +276,7 @@ def server_rows(sv):
         ["holds by outcome (`holds_total`)", counts(sv["holds_by_outcome"])],
         ["lock contention: holds that could not lock every seat (`skip_locked_misses_total`)", n0(sv["skip_locked_misses"])],
         ["fans admitted by the queue (`queue_admissions_total`)", n0(sv["queue_admissions_total"])],
+        admission_row(sv["admission"]),
         ["error answers by code, server side (`graphql_errors_total`)", counts(sv["graphql_errors_by_code"], code=True)],
         retries_row(sv["db_retries"]),
         ["database pool wait P99 (`db_pool_wait_seconds`)", le_ms(sv["db_pool_wait_p99_s_le"])],
