@@ -1,8 +1,8 @@
-// Breakpoint test (LOAD-TEST-PLAN.md, "Test types": raise the load step by step until something
-// breaks; report where): fans on the full journey (lib/journey.js: queue, browse, hold, pay, me —
-// the sustained-load mix) arrive at START_RATE requests/s, STEP_RATE more every STEP_SECONDS, up
-// to MAX_RATE, until a threshold of the current step fails; k6 then stops the test
-// (abortOnFail).
+// Breakpoint test (docs/load-test-plan.md, "Test types": raise the load step by step until
+// something breaks; report where): fans on the full journey (lib/journey.js: queue, browse, hold,
+// pay, me — the sustained-load mix) arrive at START_RATE requests/s, STEP_RATE more every
+// STEP_SECONDS, up to MAX_RATE, until a threshold of the current step fails; k6 then stops the
+// test (abortOnFail).
 //
 // Run it through `scripts/load breakpoint [--rate START] [--step R] [--max R] [--duration STEP_S]`
 // (defaults 50, 50, 1500 req/s, 30 s), which seeds data for the whole ramp and writes
@@ -18,10 +18,10 @@
 //
 // Thresholds, per step, with abortOnFail (evaluated every few seconds; not before 10 s into the
 // test): http_req_duration{step} p(95) < 500 ms (plan: response time P95) and
-// journey_real_failed{step} < 1 % (error rate; SEAT_UNAVAILABLE is an answer, not an error). The
-// report: the first step that failed is where it broke; the step before is the last sustained
-// rate (its requests sent per second is the measured maximum throughput, against the plan's
-// "> 500 TPS").
+// journey_real_failed{step} < 1 % (error rate; SEAT_UNAVAILABLE and SOLD_OUT are answers and BUSY
+// is retried, see lib/journey.js). The report: the first step that failed is where it broke; the
+// step before is the last sustained rate (its requests sent per second is the measured maximum
+// throughput, against the plan's "> 500 TPS").
 //
 // Env: START_RATE (50), STEP_RATE (50), MAX_RATE (1500), STEP_SECONDS (30), PRE_VUS, MAX_VUS (3000),
 //      and lib/journey.js's settings.

@@ -1,5 +1,5 @@
-// Scenario 4 of the load-test plan (LOAD-TEST-PLAN.md, "Seat-expiry batch"): SEATS seats held
-// through the API expire together; how long until every one is back on sale, and how the
+// Scenario 4 of the load-test plan (docs/load-test-plan.md, "Seat-expiry batch"): SEATS seats
+// held through the API expire together; how long until every one is back on sale, and how the
 // pipeline (sweeper -> outbox -> relay -> Kafka seats.expired -> consumer) keeps up.
 //
 // Run it through `scripts/load seat-expiry [--holds N] [--ttl S]`, which seeds one schedule of N

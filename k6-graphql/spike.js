@@ -1,7 +1,7 @@
-// Spike test (LOAD-TEST-PLAN.md, "Test types": a sudden event-like burst): fans on the full journey
-// (lib/journey.js) arrive at RATE requests/s, then within 2 s at SPIKE_FACTOR x RATE (10x) for
-// BURST_SECONDS, then back at RATE for RECOVERY_SECONDS: how the service degrades during the burst
-// and how fast it recovers after it.
+// Spike test (docs/load-test-plan.md, "Test types": a sudden event-like burst): fans on the full
+// journey (lib/journey.js) arrive at RATE requests/s, then within 2 s at SPIKE_FACTOR x RATE (10x)
+// for BURST_SECONDS, then back at RATE for RECOVERY_SECONDS: how the service degrades during the
+// burst and how fast it recovers after it.
 //
 // Run it through `scripts/load spike [--rate R]` (default 100 req/s baseline, so a 1,000 req/s
 // burst), which seeds data for the whole run and writes docs/results/spike.{md,json}. By hand:

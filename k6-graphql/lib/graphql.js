@@ -25,7 +25,7 @@ export const ERROR_CODES = [
   'QUERY_TOO_DEEP', 'QUERY_TOO_COMPLEX', 'TOO_MANY_DIRECTIVES', 'BAD_USER_INPUT',
   'UNAUTHENTICATED', 'QUEUE_TOKEN_REQUIRED', 'QUEUE_TOKEN_INVALID', 'QUEUE_NOT_ACTIVE',
   'QUEUE_TOKEN_EXPIRED', 'QUEUE_UNAVAILABLE',
-  'SEAT_UNAVAILABLE', 'HOLD_ALREADY_EXISTS', 'BUSY', 'HOLD_EXPIRED', 'HOLD_CANCELLED',
+  'SEAT_UNAVAILABLE', 'SOLD_OUT', 'HOLD_ALREADY_EXISTS', 'BUSY', 'HOLD_EXPIRED', 'HOLD_CANCELLED',
   'ALREADY_PAID', 'INSUFFICIENT_POINTS', 'NOT_OWNER', 'IDEMPOTENCY_KEY_REUSED',
   'NETWORK', 'HTTP_400', 'HTTP_413', 'HTTP_429', 'HTTP_500', 'HTTP_502', 'HTTP_503', 'HTTP_504',
   'BAD_JSON', 'NO_CODE',
@@ -117,6 +117,21 @@ export function errorCode(result) {
 // Every error code of a result ([] when it has none).
 export function errorCodes(result) {
   return (result.errors || []).map((e) => (e && e.extensions && e.extensions.code) || 'NO_CODE');
+}
+
+// True when any error of a result has this code.
+export function hasCode(result, code) {
+  return errorCodes(result).indexOf(code) >= 0;
+}
+
+// `extensions.retryAfterMs` of the first error that carries one (a BUSY answer: how long the
+// client waits before it tries again), or null when no error says.
+export function retryAfterMs(result) {
+  for (const e of result.errors || []) {
+    const ms = e && e.extensions && e.extensions.retryAfterMs;
+    if (typeof ms === 'number' && ms >= 0) return ms;
+  }
+  return null;
 }
 
 // True when a result failed for a reason other than the business outcomes in `expected` (codes a

@@ -1,12 +1,13 @@
 // The GraphQL documents the scenarios send, named as in schema.graphql (the operation name is the
 // `op` tag of every request, see graphql.js).
 
+// pollAfterSeconds: when to ask queueStatus again (lib/queue.js).
 export const ENTER = `mutation enterQueue($c: ID!) {
-  enterQueue(concertId: $c) { token status position estimatedWaitSeconds activeUntil }
+  enterQueue(concertId: $c) { token status position estimatedWaitSeconds activeUntil pollAfterSeconds }
 }`;
 
 export const STATUS = `query queueStatus($t: String!) {
-  queueStatus(token: $t) { status position estimatedWaitSeconds activeUntil }
+  queueStatus(token: $t) { status position estimatedWaitSeconds activeUntil pollAfterSeconds }
 }`;
 
 export const STATUS_SUBSCRIPTION = `subscription queueStatus($t: String!) {

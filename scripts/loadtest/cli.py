@@ -9,7 +9,7 @@ from loadtest.runner import Run
 from loadtest.scenarios import SCENARIOS
 from loadtest.util import Fatal, UsageError, stamp
 
-OPTIONS = ("users", "rate", "duration", "holds", "ttl", "subscribers", "step", "max", "profile", "instances")
+OPTIONS = ("users", "rate", "duration", "holds", "ttl", "subscribers", "step", "max", "poll", "profile", "instances")
 USAGE = (Path(__file__).parent / "usage.txt").read_text(encoding="utf-8")
 
 

@@ -43,7 +43,7 @@ class Run:
 
     def command_line(self):
         line = f"scripts/load {self.scenario.name}"
-        for opt in ("users", "rate", "duration", "holds", "ttl", "subscribers", "step", "max", "profile"):
+        for opt in ("users", "rate", "duration", "holds", "ttl", "subscribers", "step", "max", "poll", "profile"):
             if self.opts.get(opt):
                 line += f" --{opt} {self.opts[opt]}"
         names = list(self.scenario.server_env) + list(k6.PASSED_THROUGH) + list(REPRODUCE_ENV)
@@ -209,7 +209,7 @@ class Run:
         run_verify(self.binary, dict(os.environ, **self.server_env), self.out_dir)
 
     def report_path(self):
-        name = os.environ.get("LOAD_REPORT_NAME") or self.scenario.name
+        name = os.environ.get("LOAD_REPORT_NAME") or self.scenario.report_name
         return Path(name) if name.startswith("/") else RESULTS_DIR / name
 
     def write_report(self, started, finished, k6_rc):

@@ -16,7 +16,8 @@ BUILD_PROCESSES = {"rustc", "cargo", "cc1", "cc1plus", "ld", "ld.lld", "cargo-ne
 COLUMNS = ["t", "server_cpu", "server_rss_kb", "k6_cpu", "k6_rss_kb", "redis_cpu", "redis_rss_kb",
            "machine_busy", "waiting", "active", "build_procs", "observed_rate", "pool_in_use", "pool_open",
            "pg_cpu", "consumer_lag", "outbox_backlog", "outbox_published", "consumer_events",
-           "released_consumer", "released_backstop", "holds_expired", "queue_subscribers", "graphql_requests"]
+           "released_consumer", "released_backstop", "holds_expired", "queue_subscribers", "graphql_requests",
+           "admission_rate", "sold_out"]
 # Column -> (metric, label match) read from /metrics each second (counters are totals since start).
 SCRAPED = {
     "consumer_lag": ("consumer_lag", None), "outbox_backlog": ("outbox_backlog", None),
@@ -25,6 +26,8 @@ SCRAPED = {
     "released_backstop": ("seats_released_total", {"by": "backstop"}),
     "holds_expired": ("holds_expired_total", None), "queue_subscribers": ("queue_subscribers", None),
     "graphql_requests": ("graphql_requests_total", None),
+    # Adaptive admission: the rate the admitter aims at, and 1 while the concert is sold out.
+    "admission_rate": ("queue_admission_target_rate_per_second", None), "sold_out": ("queue_sold_out", None),
 }
 
 

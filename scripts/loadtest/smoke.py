@@ -16,9 +16,11 @@ from loadtest.server import build
 from loadtest.services import sibling_database, start_services
 from loadtest.util import RUN_DIR, read_json, read_text, rel, say, stamp, write_json
 
-# (scenario, arguments, environment) of each smoke run: a few seconds of load each.
+# (scenario, arguments, environment) of each smoke run: a few seconds of load each. A scenario run
+# twice is told apart by its report name (queue-wave-fixed: the plan's fixed polling).
 RUNS = (
     ("queue-wave", "--users 40", ""),
+    ("queue-wave", "--users 40 --poll fixed", ""),
     ("seat-stampede", "--users 40 --duration 30", "SEATS=10"),
     ("payments", "--users 40 --rate 10 --duration 5", "PREP_VUS=4"),
     ("seat-expiry", "--holds 40 --ttl 10", "TARGET_SECONDS=30"),
@@ -30,15 +32,21 @@ RUNS = (
 )
 
 
-def run_one(name, args, envs, profile, out_dir):
-    """One scenario as its own `python -m loadtest` process; (exit status, seconds)."""
+def label_of(name, args):
+    """The name of a smoke run's report and log: the scenario's, plus `-fixed` for `--poll fixed`."""
+    return f"{name}-fixed" if "--poll fixed" in args else name
+
+
+def run_one(name, label, args, envs, profile, out_dir):
+    """One scenario as its own `python -m loadtest` process, its report and log named `label`;
+    (exit status, seconds)."""
     env = dict(os.environ, LOAD_SKIP_BUILD="1", LOAD_PROFILE=profile, LATENCY_SCALE=os.environ.get("LATENCY_SCALE", "10"),
-               SMOKE="1", LOAD_REPORT_NAME=str(out_dir / name), LOAD_DRAIN_SECONDS="30",
+               SMOKE="1", LOAD_REPORT_NAME=str(out_dir / label), LOAD_DRAIN_SECONDS="30",
                LOAD_DATABASE_URL=os.environ.get("LOAD_DATABASE_URL") or sibling_database("concert_reservation_smoke"),
                LOAD_REDIS_PREFIX="smoke")
     env.update(kv.split("=", 1) for kv in envs.split())
     t0 = time.monotonic()
-    with open(out_dir / f"{name}.log", "wb") as log:
+    with open(out_dir / f"{label}.log", "wb") as log:
         rc = subprocess.call([sys.executable, "-m", "loadtest", name, *shlex.split(args)], env=env,
                              stdout=log, stderr=subprocess.STDOUT)
     return rc, round(time.monotonic() - t0)
@@ -55,15 +63,16 @@ def run(profile=None):
     for name, args, envs in RUNS:
         if only and name not in only:
             continue
+        label = label_of(name, args)
         say(f"smoke: {name} {args}" + (f" ({envs})" if envs else ""))
-        rc, seconds = run_one(name, args, envs, profile, out_dir)
-        runs.append(summary_of(out_dir, name, rc, seconds, args + (f" ({envs})" if envs else "")))
+        rc, seconds = run_one(name, label, args, envs, profile, out_dir)
+        runs.append(summary_of(out_dir, label, rc, seconds, args + (f" ({envs})" if envs else "")))
         if rc == 0:
-            say(f"smoke: {name} passed in {seconds}s")
+            say(f"smoke: {label} passed in {seconds}s")
         else:
             failed += 1
-            say(f"smoke: {name} FAILED (exit {rc}) in {seconds}s; the end of {rel(out_dir / name)}.log:")
-            print("\n".join("  | " + line for line in read_text(out_dir / f"{name}.log").splitlines()[-25:]), flush=True)
+            say(f"smoke: {label} FAILED (exit {rc}) in {seconds}s; the end of {rel(out_dir / label)}.log:")
+            print("\n".join("  | " + line for line in read_text(out_dir / f"{label}.log").splitlines()[-25:]), flush=True)
     out = Path(os.environ.get("LOAD_REPORT_NAME") or out_dir / "smoke")
     write_report(out, out_dir, runs)
     say(f"smoke report: {rel(out)}.md")

@@ -108,5 +108,104 @@ class CeilingWindows(unittest.TestCase):
         self.assertIsNone(k6_t0_ms(""))
 
 
+class QueueAdmission(unittest.TestCase):
+    def test_product_defaults_unless_the_caller_set_a_queue_setting(self):
+        import os
+        from unittest import mock
+
+        from loadtest.scenarios.base import admission_text, product_queue
+        with mock.patch.dict(os.environ, {"QUEUE_ACTIVE_CAP": "800", "QUEUE_TICK_MS": "", "HOLD_TTL_SECONDS": "5"}, clear=True):
+            env = product_queue(HOLD_TTL_SECONDS=900)
+        self.assertEqual(env, {"QUEUE_ACTIVE_CAP": "800", "HOLD_TTL_SECONDS": "900", "REDIS_POOL_SIZE": "32",
+                               "DATABASE_POOL_SIZE": "32"})
+        self.assertIn("the product's default", admission_text({"HOLD_TTL_SECONDS": "900"}))
+        self.assertIn("under 50 (default) fans/s per concert, at most 800 ACTIVE", admission_text(env))
+
+
+class SoldOutLearning(unittest.TestCase):
+    def test_the_last_fan_told_within_the_limit_of_the_last_seat(self):
+        from loadtest.scenarios.seat_stampede import sold_out_learning
+        ok = sold_out_learning(1_000_000, 1_001_500, seatless=9950, told=9950)
+        self.assertEqual((ok["lag_s"], ok["passed"]), (1.5, True))
+        self.assertFalse(sold_out_learning(1_000_000, 1_002_000, 9950, 9950)["passed"])
+        # Told before the last seat went (e.g. a map showing every seat HELD) is in time.
+        self.assertTrue(sold_out_learning(1_000_000, 999_000, 10, 10)["passed"])
+
+    def test_a_fan_never_told_or_no_record_fails_and_no_loser_passes(self):
+        from loadtest.scenarios.seat_stampede import sold_out_learning
+        self.assertFalse(sold_out_learning(1_000_000, 1_000_100, seatless=10, told=9)["passed"])
+        self.assertFalse(sold_out_learning(None, 1_000_100, 10, 10)["passed"])
+        self.assertIsNone(sold_out_learning(1_000_000, None, 10, 10)["lag_s"])
+        self.assertTrue(sold_out_learning(1_000_000, None, 0, 0)["passed"])
+
+    def test_read_from_the_k6_summary(self):
+        from loadtest.scenarios.seat_stampede import sold_out_report
+        s = Summary({"metrics": {
+            "stampede_hold_ok_epoch_ms": {"max": 5000.0, "count": 2},
+            "stampede_sold_out_learned_epoch_ms{via:queueStatus}": {"max": 6200.0, "count": 7},
+            "stampede_sold_out_learned_epoch_ms{via:hold}": {"max": 5100.0, "count": 1},
+            "stampede_sold_out_learned_epoch_ms{via:lost}": {"max": 0, "count": 0}}})
+        r = sold_out_report(s, {"held": 2, "sold_out": 8, "lost": 0, "failed": 0, "not_active": 0})
+        self.assertEqual((r["lag_s"], r["passed"], r["told"]), (1.2, True, 8))
+        self.assertEqual(r["last_told_after_last_hold_s_by_via"], {"queueStatus": 1.2, "hold": 0.1})
+
+
+class MixedJourney(unittest.TestCase):
+    def test_rss_drift_first_and_last_window_and_trend(self):
+        from loadtest.scenarios.base import rss_drift
+        rows = [{"t": float(t), "server_rss_kb": 1024 * (100 + t)} for t in range(1, 181)]
+        d = rss_drift(rows, window_s=60)
+        self.assertAlmostEqual(d["start_mb"], 100 + 31)
+        self.assertAlmostEqual(d["end_mb"], 100 + 150)
+        self.assertAlmostEqual(d["slope_mb_per_min"], 60)
+        self.assertEqual(d["peak_mb"], 280)
+        self.assertIsNone(rss_drift([{"t": 1.0, "server_rss_kb": 5}, {"t": 2.0, "server_rss_kb": None}]))
+
+    def test_admission_over_time_from_the_samples(self):
+        from loadtest.scenarios.base import admission_over_time
+        rows = [{"t": 1.0, "admission_rate": 50.0, "sold_out": 0}, {"t": 2.0, "admission_rate": 20.0, "sold_out": 1},
+                {"t": 3.0, "admission_rate": None, "sold_out": 1}, {"t": 4.0, "sold_out": 0}]
+        a = admission_over_time(rows)
+        self.assertEqual((a["target_rate_min"], a["target_rate_mean"], a["target_rate_max"]), (20.0, 35.0, 50.0))
+        self.assertEqual((a["sold_out_first_s"], a["sold_out_last_s"]), (2.0, 3.0))
+        self.assertIsNone(admission_over_time([{"t": 1.0}])["sold_out_first_s"])
+
+    def test_journeys_per_minute_against_offered_and_the_admission_ceiling(self):
+        from loadtest.scenarios.mixed import journey_pace
+        p = journey_pace({"outcomes": {"paid": 3000, "sold_out": 5}}, 600, 7500, 10, {}, 36000)
+        self.assertEqual((p["completed_per_min"], p["admission_ceiling_per_min"], p["admitted_per_min"]), (300, 30000, 3600))
+        self.assertAlmostEqual(p["completed_of_offered"], 0.04)
+        self.assertEqual(journey_pace({"outcomes": {}}, 60, 10, 1, {"QUEUE_ADMIT_PER_SECOND": "20"}, None)["admission_ceiling_per_min"], 1200)
+
+
+class PaymentCapacity(unittest.TestCase):
+    def test_steady_windows_against_the_best_one(self):
+        from loadtest.scenarios.payments import payment_capacity
+        windows = [{"completed_per_s": v} for v in (50, 600, 650, 620, 10)]
+        c = payment_capacity(windows)
+        self.assertEqual((c["best_per_s"], c["steady_per_s"], c["windows"]), (650, 623.3333333333334, 3))
+        self.assertAlmostEqual(c["steady_of_best"], 623.3333333333334 / 650)
+        # Three windows or fewer: all of them count.
+        self.assertEqual(payment_capacity([{"completed_per_s": 5}, {"completed_per_s": 10}])["best_per_s"], 10)
+        self.assertIsNone(payment_capacity([])["steady_of_best"])
+        self.assertIsNone(payment_capacity([{"completed_per_s": 0}, {"completed_per_s": 0}])["steady_of_best"])
+
+
+class QueueWavePolling(unittest.TestCase):
+    def test_the_poll_option_picks_the_mode_and_the_report(self):
+        from loadtest.scenarios.queue_wave import QueueWave
+        hint, fixed = QueueWave({}, "t"), QueueWave({"poll": "fixed"}, "t")
+        self.assertEqual((hint.k6_env["POLL"], hint.report_name), ("hint", "queue-wave"))
+        self.assertEqual((fixed.k6_env["POLL"], fixed.report_name), ("fixed", "queue-wave-fixed"))
+        with self.assertRaises(Fatal):
+            QueueWave({"poll": "sometimes"}, "t")
+
+    def test_smoke_runs_both_under_their_own_names(self):
+        from loadtest import smoke
+        labels = [smoke.label_of(name, args) for name, args, _ in smoke.RUNS]
+        self.assertIn("queue-wave-fixed", labels)
+        self.assertEqual(len(labels), len(set(labels)))
+
+
 if __name__ == "__main__":
     unittest.main()

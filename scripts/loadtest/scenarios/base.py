@@ -1,7 +1,9 @@
 """What every scenario is: its k6 script, server settings, seed and options (its environment),
 its data measurements, and its report."""
 
-from loadtest.fmt import counts, le_ms, n0
+import os
+
+from loadtest.fmt import counts, le_ms, n0, num
 from loadtest.report import Section, Table
 from loadtest.util import Fatal
 
@@ -22,6 +24,11 @@ class Scenario:
                 raise Fatal(f"{self.name} does not take --{opt} (it takes {', '.join('--' + t for t in self.takes)})")
         self.k6_env, self.server_env, self.seed_args = {}, {}, []
         self.configure()
+
+    @property
+    def report_name(self):
+        """docs/results/<this>.{md,json}: the scenario's name unless its options say otherwise."""
+        return self.name
 
     def configure(self):
         """Sets k6_env, server_env and seed_args from the options."""
@@ -51,6 +58,72 @@ def queue_settings(admit, cap, grace, active_ttl, tick=250, **extra):
     return {k: str(v) for k, v in env.items()}
 
 
+def product_queue(**extra):
+    """Server settings of a run with the product's queue as it ships: adaptive admission and every
+    QUEUE_* setting at its default, except those the caller exported (kept, so the report and the
+    command to reproduce the run show them); the pools (32 each), plus `extra`."""
+    env = {k: v for k, v in sorted(os.environ.items()) if k.startswith("QUEUE_") and v}
+    env.update(extra)
+    env.update(REDIS_POOL_SIZE=32, DATABASE_POOL_SIZE=32)
+    return {k: str(v) for k, v in env.items()}
+
+
+# The server's defaults of the admission settings (src/config.rs).
+ADMISSION_DEFAULTS = {"QUEUE_ADMIT_PER_SECOND": 50, "QUEUE_ACTIVE_CAP": 500}
+
+
+def admission_text(server_env, short=False):
+    """How the run's queue admitted fans, from its server settings (`short`: in a few words)."""
+    rate = server_env.get("QUEUE_ADMIT_PER_SECOND")
+    cap = server_env.get("QUEUE_ACTIVE_CAP")
+    if short:
+        return "the product's default admission" if rate is None and cap is None else "admission set for this run"
+    if rate is None and cap is None:
+        return (f"the product's default: adaptive (AIMD) admission under {ADMISSION_DEFAULTS['QUEUE_ADMIT_PER_SECOND']} "
+                f"fans/s per concert, at most {ADMISSION_DEFAULTS['QUEUE_ACTIVE_CAP']} ACTIVE")
+    rate = num(float(rate), 0) if rate is not None else f"{ADMISSION_DEFAULTS['QUEUE_ADMIT_PER_SECOND']} (default)"
+    cap = num(int(cap), 0) if cap is not None else f"{ADMISSION_DEFAULTS['QUEUE_ACTIVE_CAP']} (default)"
+    return f"adaptive (AIMD) admission under {rate} fans/s per concert, at most {cap} ACTIVE (set for this run)"
+
+
+def admission_over_time(rows):
+    """What the server's queue did, from the sampler's 1 s rows of its /metrics (summed over the
+    concerts): the adaptive admission's target rate (min / mean / max over the samples that have
+    it) and when a concert was first and last seen sold out (seconds of the samples; None when
+    never, or when the server does not export it)."""
+    rates = [r["admission_rate"] for r in rows if r.get("admission_rate") is not None]
+    sold = [r["t"] for r in rows if r.get("sold_out")]
+    return {"target_rate_min": min(rates) if rates else None, "target_rate_mean": sum(rates) / len(rates) if rates else None,
+            "target_rate_max": max(rates) if rates else None, "sold_out_first_s": sold[0] if sold else None,
+            "sold_out_last_s": sold[-1] if sold else None}
+
+
+def admission_row(a):
+    return ["queue (server's /metrics, 1 s samples, summed over concerts): admission target rate min / mean / max; "
+            "sold out seen from / until",
+            f"{num(a['target_rate_min'], 1)} / {num(a['target_rate_mean'], 1)} / {num(a['target_rate_max'], 1)} fans/s; "
+            f"{num(a['sold_out_first_s'], 0, ' s')} / {num(a['sold_out_last_s'], 0, ' s')}"]
+
+
+def rss_drift(rows, window_s=60):
+    """The server's RSS (MB) over a run, from the sampler's 1 s rows: the mean of the first and
+    of the last `window_s` seconds, their difference, and the slope of a least-squares line in
+    MB per minute (None with fewer than two samples)."""
+    pts = [(r["t"], r["server_rss_kb"] / 1024) for r in rows if r.get("t") is not None and r.get("server_rss_kb")]
+    if len(pts) < 2:
+        return None
+    t0, t1 = pts[0][0], pts[-1][0]
+    first = [mb for t, mb in pts if t <= t0 + window_s]
+    last = [mb for t, mb in pts if t >= t1 - window_s]
+    n = len(pts)
+    mean_t, mean_mb = sum(t for t, _ in pts) / n, sum(mb for _, mb in pts) / n
+    var = sum((t - mean_t) ** 2 for t, _ in pts)
+    slope = sum((t - mean_t) * (mb - mean_mb) for t, mb in pts) / var if var else 0.0
+    start, end = sum(first) / len(first), sum(last) / len(last)
+    return {"start_mb": start, "end_mb": end, "drift_mb": end - start, "peak_mb": max(mb for _, mb in pts),
+            "slope_mb_per_min": slope * 60, "window_s": window_s, "seconds": t1 - t0}
+
+
 def pg_rows(pg):
     return [["PostgreSQL deadlocks during the run (`pg_stat_database.deadlocks` delta)", n0(pg.get("deadlocks"))],
             ["PostgreSQL transactions committed / rolled back during the run",
@@ -78,5 +151,5 @@ def busy_k6(r):
     return (r.get("k6_cpu") or 0) > 5
 
 
-__all__ = ["Scenario", "queue_settings", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal",
-           "busy_k6", "le_ms"]
+__all__ = ["Scenario", "queue_settings", "product_queue", "admission_text", "admission_over_time", "admission_row", "rss_drift",
+           "ADMISSION_DEFAULTS", "pg_rows", "retries_row", "kv_table", "section", "deadlock_goal", "busy_k6", "le_ms"]
