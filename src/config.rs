@@ -63,7 +63,7 @@ pub struct Config {
     pub redis_url: String,
 
     /// Maximum Redis connections in this instance's pool. Env `REDIS_POOL_SIZE`.
-    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 32)]
+    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 64)]
     pub redis_pool_size: u32,
 
     /// Prefix of every Redis key this instance writes, so several deployments (or tests) can

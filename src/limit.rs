@@ -118,7 +118,7 @@ impl BookingLimit {
 }
 
 /// `base` spread over ±50 %, so refused clients do not all come back in the same instant.
-fn jittered(base: Duration) -> u64 {
+pub(crate) fn jittered(base: Duration) -> u64 {
     let base = u64::try_from(base.as_millis()).unwrap_or(u64::MAX).max(1);
     let spread = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * base / 255;
     base / 2 + spread

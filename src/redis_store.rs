@@ -17,8 +17,12 @@ pub type RedisConn = PooledConnection<'static, RedisManager>;
 #[derive(Clone)]
 pub struct RedisStore {
     pool: Pool<RedisManager>,
+    max_size: u32,
     prefix: String,
 }
+
+/// About how long a client refused because this instance's Redis pool is saturated should wait.
+const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// bb8-redis's manager, with connections that remember a failure of the link itself. bb8-redis
 /// cannot tell a dead connection from a live one without a PING, which would cost a round trip on
@@ -105,21 +109,31 @@ impl RedisStore {
         let manager = RedisManager(RedisConnectionManager::new(config.redis_url.as_str())?);
         let pool = bb8::Pool::builder()
             .max_size(max_size)
-            .connection_timeout(Duration::from_secs(2))
+            .connection_timeout(Duration::from_secs(1))
             .test_on_check_out(false)
             .build_unchecked(manager);
         Ok(Self {
             pool,
+            max_size,
             prefix: config.redis_key_prefix.clone(),
         })
     }
 
-    /// A pooled connection, or `UNAVAILABLE` when Redis does not answer.
+    /// A pooled connection; `UNAVAILABLE` when Redis does not answer, but `BUSY` with a retry
+    /// hint when every connection is open and in use: then Redis is fine and this instance is
+    /// saturated (a burst of fans), and the honest answer is "come back in a moment".
     pub async fn conn(&self) -> AppResult<RedisConn> {
-        self.pool
-            .get_owned()
-            .await
-            .map_err(|err| AppError::Unavailable(anyhow::anyhow!("redis: {err}")))
+        self.pool.get_owned().await.map_err(|err| {
+            let state = self.pool.state();
+            if state.connections >= self.max_size && state.idle_connections == 0 {
+                metrics::counter!(m::POOL_SATURATED_REFUSALS_TOTAL, "pool" => "redis").increment(1);
+                AppError::Overloaded {
+                    retry_after_ms: crate::limit::jittered(SATURATED_RETRY_AFTER),
+                }
+            } else {
+                AppError::Unavailable(anyhow::anyhow!("redis: {err}"))
+            }
+        })
     }
 
     /// The full key for `name` under this deployment's prefix.

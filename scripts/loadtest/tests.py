@@ -116,7 +116,7 @@ class QueueAdmission(unittest.TestCase):
         from loadtest.scenarios.base import admission_text, product_queue
         with mock.patch.dict(os.environ, {"QUEUE_ACTIVE_CAP": "800", "QUEUE_TICK_MS": "", "HOLD_TTL_SECONDS": "5"}, clear=True):
             env = product_queue(HOLD_TTL_SECONDS=900)
-        self.assertEqual(env, {"QUEUE_ACTIVE_CAP": "800", "HOLD_TTL_SECONDS": "900", "REDIS_POOL_SIZE": "32",
+        self.assertEqual(env, {"QUEUE_ACTIVE_CAP": "800", "HOLD_TTL_SECONDS": "900", "REDIS_POOL_SIZE": "64",
                                "DATABASE_POOL_SIZE": "32"})
         self.assertIn("the product's default", admission_text({"HOLD_TTL_SECONDS": "900"}))
         self.assertIn("under 50 (default) fans/s per concert, at most 800 ACTIVE", admission_text(env))

@@ -60,3 +60,33 @@ async fn a_full_booking_limit_answers_busy_at_once_with_a_retry_hint() {
         .await
         .expect("the slot is free again");
 }
+
+/// A burst that takes every connection of the Redis pool for a whole checkout timeout is this
+/// instance's saturation, not a Redis outage: `BUSY` with a retry hint, not `QUEUE_UNAVAILABLE`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saturated_redis_pool_answers_busy_with_a_hint() {
+    let app = TestApp::spawn_with(|config| config.redis_pool_size = 1).await;
+    app.seed_catalogue(1, 1, 1).await;
+    let entered = app.enter_queue(1, 1).await.expect("entering");
+    let taken = app.take_redis_connection().await;
+    let started = std::time::Instant::now();
+    let refused = app
+        .graphql_as(
+            1,
+            "query($t: String!) { queueStatus(token: $t) { status } }",
+            json!({ "t": entered.queue_token }),
+        )
+        .await;
+    let error = &refused["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BUSY", "{refused}");
+    let hint = error["extensions"]["retryAfterMs"]
+        .as_u64()
+        .expect("a hint");
+    assert!((500..=1_500).contains(&hint), "{refused}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(taken);
+    assert!(
+        app.enter_queue(1, 1).await.is_ok(),
+        "served again once a connection is free"
+    );
+}

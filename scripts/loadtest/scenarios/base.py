@@ -54,7 +54,7 @@ def queue_settings(admit, cap, grace, active_ttl, tick=250, **extra):
     env = {"QUEUE_ADMIT_PER_SECOND": admit, "QUEUE_ACTIVE_CAP": cap, "QUEUE_TICK_MS": tick,
            "QUEUE_WAITING_GRACE_SECONDS": grace, "QUEUE_ACTIVE_TTL_SECONDS": active_ttl}
     env.update(extra)
-    env.update(REDIS_POOL_SIZE=32, DATABASE_POOL_SIZE=32)
+    env.update(REDIS_POOL_SIZE=64, DATABASE_POOL_SIZE=32)
     return {k: str(v) for k, v in env.items()}
 
 
@@ -64,7 +64,7 @@ def product_queue(**extra):
     command to reproduce the run show them); the pools (32 each), plus `extra`."""
     env = {k: v for k, v in sorted(os.environ.items()) if k.startswith("QUEUE_") and v}
     env.update(extra)
-    env.update(REDIS_POOL_SIZE=32, DATABASE_POOL_SIZE=32)
+    env.update(REDIS_POOL_SIZE=64, DATABASE_POOL_SIZE=32)
     return {k: str(v) for k, v in env.items()}
 
 

@@ -264,6 +264,11 @@ impl TestApp {
             .expect("admitting");
     }
 
+    /// Takes one connection of the server's Redis pool until the guard drops (to saturate it).
+    pub async fn take_redis_connection(&self) -> concert_reservation::redis_store::RedisConn {
+        self.context.redis.conn().await.expect("a Redis connection")
+    }
+
     /// SQL statements the server's pool has run so far.
     pub fn statements_run(&self) -> u64 {
         self.context.db.statements_run()
