@@ -151,7 +151,7 @@ pub struct Config {
 
     /// Period of the admission tick. 0 disables this instance's admitter (tests tick by hand).
     /// Env `QUEUE_TICK_MS`.
-    #[arg(long, env = "QUEUE_TICK_MS", default_value_t = 500)]
+    #[arg(long, env = "QUEUE_TICK_MS", default_value_t = 250)]
     pub queue_tick_ms: u64,
 
     /// How long Redis keeps a token's record after its last change. Env `QUEUE_TOKEN_TTL_SECONDS`.

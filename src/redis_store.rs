@@ -1,6 +1,8 @@
 //! Redis: the shared connection pool and the key prefix every key of this deployment carries.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
 use bb8_redis::bb8::{self, ManageConnection, Pool, PooledConnection};
@@ -17,7 +19,7 @@ pub type RedisConn = PooledConnection<'static, RedisManager>;
 #[derive(Clone)]
 pub struct RedisStore {
     pool: Pool<RedisManager>,
-    max_size: u32,
+    answered: Arc<LastAnswer>,
     prefix: String,
 }
 
@@ -28,16 +30,48 @@ const SATURATED_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// cannot tell a dead connection from a live one without a PING, which would cost a round trip on
 /// every checkout; instead a connection whose command failed at the connection level is marked
 /// broken and dropped by the pool, so the next checkout reconnects (recovery after a Redis outage).
-pub struct RedisManager(RedisConnectionManager);
+pub struct RedisManager {
+    inner: RedisConnectionManager,
+    answered: Arc<LastAnswer>,
+}
+
+/// When Redis last answered a command on any connection of the pool: a checkout that times out
+/// while Redis answered a moment ago means the pool is saturated, not that Redis is down.
+#[derive(Default)]
+struct LastAnswer {
+    origin: OnceLock<Instant>,
+    millis: AtomicU64,
+}
+
+impl LastAnswer {
+    fn now(&self) -> u64 {
+        let origin = self.origin.get_or_init(Instant::now);
+        u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn record(&self) {
+        self.millis.store(self.now().max(1), Ordering::Relaxed);
+    }
+
+    fn within(&self, window: Duration) -> bool {
+        let last = self.millis.load(Ordering::Relaxed);
+        last > 0
+            && self.now().saturating_sub(last) <= u64::try_from(window.as_millis()).unwrap_or(0)
+    }
+}
 
 /// A multiplexed connection plus whether its link has failed.
 pub struct TrackedConnection {
     inner: MultiplexedConnection,
     broken: bool,
+    answered: Arc<LastAnswer>,
 }
 
 impl TrackedConnection {
     fn observe<T>(&mut self, result: &Result<T, RedisError>) {
+        if result.is_ok() {
+            self.answered.record();
+        }
         if let Err(err) = result
             && (err.is_io_error()
                 || err.is_connection_dropped()
@@ -82,13 +116,14 @@ impl ManageConnection for RedisManager {
 
     async fn connect(&self) -> Result<TrackedConnection, RedisError> {
         Ok(TrackedConnection {
-            inner: self.0.connect().await?,
+            inner: self.inner.connect().await?,
             broken: false,
+            answered: self.answered.clone(),
         })
     }
 
     async fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), RedisError> {
-        self.0.is_valid(&mut conn.inner).await
+        self.inner.is_valid(&mut conn.inner).await
     }
 
     fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
@@ -106,7 +141,11 @@ impl RedisStore {
     /// A separate pool of `max_size` connections, for background work that must not queue
     /// behind requests.
     pub fn connect_sized(config: &Config, max_size: u32) -> anyhow::Result<Self> {
-        let manager = RedisManager(RedisConnectionManager::new(config.redis_url.as_str())?);
+        let answered = Arc::new(LastAnswer::default());
+        let manager = RedisManager {
+            inner: RedisConnectionManager::new(config.redis_url.as_str())?,
+            answered: answered.clone(),
+        };
         let pool = bb8::Pool::builder()
             .max_size(max_size)
             .connection_timeout(Duration::from_secs(1))
@@ -114,18 +153,18 @@ impl RedisStore {
             .build_unchecked(manager);
         Ok(Self {
             pool,
-            max_size,
+            answered,
             prefix: config.redis_key_prefix.clone(),
         })
     }
 
     /// A pooled connection; `UNAVAILABLE` when Redis does not answer, but `BUSY` with a retry
-    /// hint when every connection is open and in use: then Redis is fine and this instance is
-    /// saturated (a burst of fans), and the honest answer is "come back in a moment".
+    /// hint when the checkout timed out while Redis answered other commands a moment ago: then
+    /// Redis is fine and this instance is saturated (a burst of fans), and the honest answer is
+    /// "come back in a moment".
     pub async fn conn(&self) -> AppResult<RedisConn> {
         self.pool.get_owned().await.map_err(|err| {
-            let state = self.pool.state();
-            if state.connections >= self.max_size && state.idle_connections == 0 {
+            if self.answered.within(Duration::from_secs(2)) {
                 metrics::counter!(m::POOL_SATURATED_REFUSALS_TOTAL, "pool" => "redis").increment(1);
                 AppError::Overloaded {
                     retry_after_ms: crate::limit::jittered(SATURATED_RETRY_AFTER),
