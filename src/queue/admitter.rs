@@ -61,24 +61,12 @@ impl Plan {
         self.settings
             .get(&concert)
             .cloned()
-            .unwrap_or_else(|| defaults(queue, concert))
+            .unwrap_or_else(|| settings::defaults(queue.settings(), concert))
     }
 
     /// Sold out only when the database said so: an unknown concert is on sale.
     fn sold_out(&self, concert: ConcertId) -> bool {
         self.settings.contains_key(&concert) && !self.on_sale.contains(&concert)
-    }
-}
-
-fn defaults(queue: &Queue, concert: ConcertId) -> ConcertQueue {
-    let defaults = queue.settings();
-    ConcertQueue {
-        concert_id: concert,
-        admit_per_second: defaults.admit_per_second,
-        active_cap: defaults.active_cap,
-        active_ttl_seconds: defaults.active_ttl_ms / 1000,
-        paused: false,
-        own: settings::Own::default(),
     }
 }
 
@@ -272,8 +260,8 @@ impl Admitter {
     /// Runs one tick of `concert` with the default settings, on sale, admitting at most
     /// `admit_max`. `None` when another instance holds the concert's lease.
     pub async fn tick(&self, concert: ConcertId, admit_max: u32) -> AppResult<Option<Tick>> {
-        let settings = defaults(&self.queue, concert);
-        self.tick_with(concert, admit_max, &settings, false).await
+        let defaults = settings::defaults(self.queue.settings(), concert);
+        self.tick_with(concert, admit_max, &defaults, false).await
     }
 
     /// Runs one tick of `concert` under `concert_settings`, admitting at most `admit_max` (none

@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::db::schema::{concerts, queue_settings};
+use crate::catalogue::Concert;
+use crate::db::schema::queue_settings;
 use crate::error::{AppError, AppResult};
 use crate::ids::ConcertId;
 use crate::queue::QueueSettings;
@@ -182,6 +183,11 @@ fn out_of_range<T: std::fmt::Display>(
     ))
 }
 
+/// The settings of a concert that set none of its own: the instance's defaults.
+pub fn defaults(defaults: &QueueSettings, concert: ConcertId) -> ConcertQueue {
+    Row::empty(concert).apply(defaults)
+}
+
 /// The settings of each of `concerts` (the defaults for a concert without a row).
 pub async fn load(
     conn: &mut AsyncPgConnection,
@@ -251,13 +257,11 @@ pub async fn change(
 }
 
 async fn require_concert(conn: &mut AsyncPgConnection, concert: ConcertId) -> AppResult<()> {
-    let found: Option<ConcertId> = concerts::table
-        .find(concert)
-        .select(concerts::id)
-        .first(conn)
-        .await
-        .optional()?;
-    found.map(|_| ()).ok_or(AppError::NotFound("concert"))
+    let found = Concert::by_ids(conn, &[concert]).await?;
+    found
+        .contains_key(&concert)
+        .then_some(())
+        .ok_or(AppError::NotFound("concert"))
 }
 
 #[cfg(test)]
