@@ -44,6 +44,18 @@ pub struct Config {
     #[arg(long, env = "BUSY_RETRY_AFTER_MS", default_value_t = 250)]
     pub busy_retry_after_ms: u64,
 
+    /// How many waiting-room calls (`enterQueue`, `queueStatus`) one instance serves at once;
+    /// more are answered `BUSY` at once, with a retry hint of about a second. 0: three quarters
+    /// of the Redis pool, so the booking path always finds a Redis connection. Env
+    /// `QUEUE_CONCURRENCY`.
+    #[arg(long, env = "QUEUE_CONCURRENCY", default_value_t = 0)]
+    pub queue_concurrency: u32,
+
+    /// About how long a fan refused by the waiting room's limit should wait (spread ±50 %).
+    /// Env `QUEUE_BUSY_RETRY_AFTER_MS`.
+    #[arg(long, env = "QUEUE_BUSY_RETRY_AFTER_MS", default_value_t = 1_000)]
+    pub queue_busy_retry_after_ms: u64,
+
     /// PostgreSQL connections of the background work (outbox relay, expiry sweeper and consumer),
     /// a pool of their own so requests never starve them. Env `DATABASE_BACKGROUND_POOL_SIZE`.
     #[arg(long, env = "DATABASE_BACKGROUND_POOL_SIZE", default_value_t = 4)]
@@ -284,6 +296,16 @@ impl Config {
             self.database_pool_size.saturating_mul(2)
         } else {
             self.booking_concurrency
+        };
+        slots as usize
+    }
+
+    /// The waiting room's limit: `QUEUE_CONCURRENCY`, or three quarters of the Redis pool.
+    pub fn queue_slots(&self) -> usize {
+        let slots = if self.queue_concurrency == 0 {
+            (self.redis_pool_size.saturating_mul(3) / 4).max(1)
+        } else {
+            self.queue_concurrency
         };
         slots as usize
     }

@@ -3,7 +3,13 @@
 //! the limit full is answered `BUSY` with a retry hint at once, instead of waiting seconds for a
 //! pooled connection and then timing out.
 //!
-//! The limit also measures the booking path for adaptive admission: how many mutations finished,
+//! The waiting room has a limit of its own ([`LobbyLimit`]): in a stampede, tens of thousands of
+//! fans enter and poll at once, and without a bound their Redis round trips would queue behind
+//! each other (and in front of the booking path's) until the pool's checkout timed out. The
+//! lobby refuses what it cannot serve now with `BUSY` and a retry hint, at once, and leaves the
+//! rest of the Redis pool to admitted fans.
+//!
+//! The booking limit also measures the booking path for adaptive admission: how many mutations finished,
 //! how many took longer than the latency target, how many were refused ([`Load`]). The queue's
 //! admitter slows admission when that load says the path is degraded.
 
@@ -117,6 +123,42 @@ impl BookingLimit {
     }
 }
 
+/// How many waiting-room operations (`enterQueue`, `queueStatus`) one instance runs at once. Each
+/// holds one Redis connection for one script call; the limit is below the Redis pool's size, so
+/// holds and payments (whose queue-token check also reads Redis) always find a connection.
+#[derive(Clone)]
+pub struct LobbyLimit {
+    slots: Arc<Semaphore>,
+    retry_after: Duration,
+}
+
+impl LobbyLimit {
+    /// At most `slots` operations at once (0 turns the limit off); a refusal tells the fan to
+    /// come back after about `retry_after`.
+    pub fn new(slots: usize, retry_after: Duration) -> Self {
+        let slots = if slots == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            slots
+        };
+        Self {
+            slots: Arc::new(Semaphore::new(slots)),
+            retry_after,
+        }
+    }
+
+    /// A slot for one operation, freed when dropped; `BUSY` with a retry hint when none is
+    /// free. Never waits.
+    pub fn enter(&self) -> AppResult<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!(m::QUEUE_LIMIT_REFUSALS_TOTAL).increment(1);
+            AppError::Overloaded {
+                retry_after_ms: jittered(self.retry_after),
+            }
+        })
+    }
+}
+
 /// `base` spread over ±50 %, so refused clients do not all come back in the same instant.
 pub(crate) fn jittered(base: Duration) -> u64 {
     let base = u64::try_from(base.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -159,6 +201,25 @@ mod tests {
         drop(slow);
         let load = limit.take_load();
         assert_eq!((load.completed, load.slow), (2, 1), "{load:?}");
+    }
+
+    #[test]
+    fn a_full_lobby_refuses_at_once_with_a_hint() {
+        let lobby = LobbyLimit::new(1, Duration::from_millis(1_000));
+        let first = lobby.enter().expect("a free slot");
+        match lobby.enter() {
+            Err(AppError::Overloaded { retry_after_ms }) => {
+                assert!((500..=1_500).contains(&retry_after_ms), "{retry_after_ms}");
+            }
+            other => panic!("expected BUSY with a hint, got {:?}", other.map(|_| ())),
+        }
+        drop(first);
+        assert!(lobby.enter().is_ok(), "a finished operation frees its slot");
+        let open = LobbyLimit::new(0, Duration::from_millis(1_000));
+        let permits: Vec<_> = (0..1_000)
+            .map(|_| open.enter().expect("no limit"))
+            .collect();
+        assert_eq!(permits.len(), 1_000);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub const HOLD_DURATION_SECONDS: &str = "hold_duration_seconds";
 pub const SKIP_LOCKED_MISSES_TOTAL: &str = "skip_locked_misses_total";
 pub const DB_RETRIES_TOTAL: &str = "db_retries_total";
 pub const BOOKING_LIMIT_REFUSALS_TOTAL: &str = "booking_limit_refusals_total";
+pub const QUEUE_LIMIT_REFUSALS_TOTAL: &str = "queue_limit_refusals_total";
 pub const POOL_SATURATED_REFUSALS_TOTAL: &str = "pool_saturated_refusals_total";
 pub const PAYMENTS_TOTAL: &str = "payments_total";
 pub const PAYMENT_DURATION_SECONDS: &str = "payment_duration_seconds";
@@ -207,6 +208,10 @@ fn describe_all() {
         "Holds, payments, cancellations and charges refused at once with BUSY because the booking limit (BOOKING_CONCURRENCY) was full."
     );
     describe_counter!(
+        QUEUE_LIMIT_REFUSALS_TOTAL,
+        "enterQueue and queueStatus calls refused at once with BUSY because the waiting room's limit (QUEUE_CONCURRENCY) was full."
+    );
+    describe_counter!(
         POOL_SATURATED_REFUSALS_TOTAL,
         "Requests answered BUSY because every connection of a `pool` (redis) was in use for the whole checkout timeout."
     );
@@ -278,6 +283,7 @@ fn register_label_free() {
         SKIP_LOCKED_MISSES_TOTAL,
         DB_RETRIES_TOTAL,
         BOOKING_LIMIT_REFUSALS_TOTAL,
+        QUEUE_LIMIT_REFUSALS_TOTAL,
         POINT_CHARGES_TOTAL,
         OUTBOX_PUBLISHED_TOTAL,
         OUTBOX_PUBLISH_FAILURES_TOTAL,

@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::booking::expiry::consumer::{self, ExpiryHandler};
@@ -133,11 +137,71 @@ impl Application {
     ) -> anyhow::Result<()> {
         let _stop_background = self.background;
         let router = crate::http::router(self.state);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        serve(self.listener, router, shutdown).await;
         Ok(())
     }
+}
+
+/// Serves `router` over HTTP/1.1 (keep-alive, websocket upgrades) until `shutdown` completes,
+/// then stops accepting and lets every open connection finish its request.
+///
+/// hyper's HTTP/1 connection, as `axum::serve` would run it minus HTTP/2 detection: an idle
+/// keep-alive connection costs about a third less memory, which is what a crowd of fans holding
+/// connections open costs the server (docs/performance.md, "Memory per connection"). Nothing we
+/// serve speaks cleartext HTTP/2. Headers must arrive within hyper's `header_read_timeout`
+/// (30 s), so a client trickling them (slowloris) cannot hold a connection forever.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    stop.cancel();
+    connections.close();
+    connections.wait().await;
+}
+
+/// A failed accept: a client that gave up before we accepted it is nothing; anything else (out
+/// of file descriptors) is logged and waited out for a second, as `axum::serve` does.
+async fn accept_failed(err: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %err, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// Completes on SIGTERM or ctrl-c.

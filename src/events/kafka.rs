@@ -96,16 +96,6 @@ impl Kafka {
         Ok(())
     }
 
-    /// Deletes the configured topics (tests clean up their own topics with this).
-    pub async fn delete_topics(&self) -> anyhow::Result<()> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()?;
-        let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        admin.delete_topics(&names, &AdminOptions::new()).await?;
-        Ok(())
-    }
-
     /// Asks the broker for cluster metadata: the readiness check.
     pub async fn ping(&self) -> anyhow::Result<()> {
         use rdkafka::producer::Producer;

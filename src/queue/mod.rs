@@ -20,6 +20,7 @@ pub mod settings;
 pub mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use redis::Script;
@@ -28,6 +29,7 @@ use crate::auth::Viewer;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::ids::{ConcertId, UserId};
+use crate::limit::LobbyLimit;
 use crate::metrics as m;
 use crate::redis_store::{RedisConn, RedisStore};
 
@@ -113,6 +115,9 @@ pub struct QueueSettings {
     pub record_ttl_seconds: u64,
     pub poll_max_seconds: u64,
     pub adaptive: bool,
+    /// At most this many `enter`/`status` calls at once in this instance (see [`LobbyLimit`]).
+    pub concurrency: usize,
+    pub busy_retry_after_ms: u64,
 }
 
 impl QueueSettings {
@@ -127,6 +132,8 @@ impl QueueSettings {
             record_ttl_seconds: config.queue_token_ttl_seconds,
             poll_max_seconds: config.queue_poll_max_seconds.max(1),
             adaptive: config.queue_adaptive,
+            concurrency: config.queue_slots(),
+            busy_retry_after_ms: config.queue_busy_retry_after_ms,
         }
     }
 }
@@ -146,6 +153,7 @@ pub struct Queue {
     redis: RedisStore,
     settings: Arc<QueueSettings>,
     scripts: Arc<Scripts>,
+    lobby: LobbyLimit,
 }
 
 /// The Redis keys of one concert's queue. The `{id}` hash tag keeps them in one cluster slot.
@@ -210,10 +218,15 @@ impl Queue {
             finish: Script::new(include_str!("lua/finish.lua")),
             idle: Script::new(include_str!("lua/idle.lua")),
         };
+        let lobby = LobbyLimit::new(
+            settings.concurrency,
+            Duration::from_millis(settings.busy_retry_after_ms),
+        );
         Self {
             redis,
             settings: Arc::new(settings),
             scripts: Arc::new(scripts),
+            lobby,
         }
     }
 
@@ -248,7 +261,9 @@ impl Queue {
 
     /// Enters `viewer` into `concert`'s queue, or returns the token they already hold there.
     /// `SOLD_OUT` for a fan without a token when the concert has no seat left.
+    /// `BUSY` at once when the waiting room is serving all it can (see [`LobbyLimit`]).
     pub async fn enter(&self, viewer: Viewer, concert: ConcertId) -> AppResult<QueueStatus> {
+        let _slot = self.lobby.enter()?;
         let keys = Keys::new(&self.redis, concert);
         let candidate = QueueToken::new(concert);
         let mut conn = self.conn().await?;
@@ -297,7 +312,9 @@ impl Queue {
     }
 
     /// The status of `token`, which must be the viewer's. Also keeps a WAITING token alive.
+    /// `BUSY` at once when the waiting room is serving all it can.
     pub async fn status(&self, viewer: Viewer, token: &str) -> AppResult<QueueStatus> {
+        let _slot = self.lobby.enter()?;
         self.owned_status(viewer, &QueueToken::parse(token)?).await
     }
 

@@ -229,21 +229,15 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
         app.sweep_expired_holds().await;
         app.relay_outbox().await;
     };
-    let handled = async || {
-        let text = app.get("/metrics").await.text().await.unwrap();
-        text.lines()
-            .filter(|line| line.starts_with("consumer_events_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as i64
-    };
-
+    // Each consumer's own count: /metrics sums every consumer of the test process.
     expire_holds(&[1, 2]).await;
     let first = CancellationToken::new();
-    let task = app.spawn_consumer(first.clone());
+    let first_handler = app.expiry_handler();
+    let task = app.spawn_consumer_with(first_handler.clone(), first.clone());
     eventually(
         "the first consumer handles 2 events",
         Duration::from_secs(30),
-        async || handled().await == 2,
+        async || first_handler.events_handled() == 2,
     )
     .await;
     first.cancel();
@@ -251,17 +245,21 @@ async fn a_restarted_consumer_resumes_where_it_committed() {
 
     expire_holds(&[3, 4]).await;
     let second = CancellationToken::new();
-    let task = app.spawn_consumer(second.clone());
+    let second_handler = app.expiry_handler();
+    let task = app.spawn_consumer_with(second_handler.clone(), second.clone());
     eventually(
         "the second consumer handles the 2 new events",
         Duration::from_secs(30),
-        async || handled().await == 4,
+        async || second_handler.events_handled() == 2,
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        handled().await,
-        4,
+        (
+            first_handler.events_handled(),
+            second_handler.events_handled()
+        ),
+        (2, 2),
         "nothing the first consumer committed is handled again"
     );
     second.cancel();

@@ -48,7 +48,13 @@ fn code(body: &Value) -> &str {
 /// follows exactly those places.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_entries_are_admitted_in_fifo_order() {
-    let (app, concert) = app_with_concert(|c| c.queue_active_cap = 1_000).await;
+    // The waiting room's limit (QUEUE_CONCURRENCY) would refuse part of this burst with BUSY;
+    // here every fan gets in, to compare places with admissions.
+    let (app, concert) = app_with_concert(|c| {
+        c.queue_active_cap = 1_000;
+        c.queue_concurrency = 1_000;
+    })
+    .await;
     let app = Arc::new(app);
     let barrier = Arc::new(Barrier::new(100));
     let tasks: Vec<_> = (1..=100)

@@ -50,9 +50,13 @@ class Scenario:
 
 
 def queue_settings(admit, cap, grace, active_ttl, tick=250, **extra):
-    """Server settings of a run: the queue's, the pools' (32 each), plus `extra`."""
+    """Server settings of a run: the queue's, the pools' (32 each), plus `extra`. An admitted fan
+    keeps the slot for the whole `active_ttl` even while holding nothing
+    (QUEUE_ACTIVE_IDLE_SECONDS = active_ttl): these runs admit fans first and hold or pay later
+    (a prepare phase takes every token before the first hold), which the idle rule would end."""
     env = {"QUEUE_ADMIT_PER_SECOND": admit, "QUEUE_ACTIVE_CAP": cap, "QUEUE_TICK_MS": tick,
-           "QUEUE_WAITING_GRACE_SECONDS": grace, "QUEUE_ACTIVE_TTL_SECONDS": active_ttl}
+           "QUEUE_WAITING_GRACE_SECONDS": grace, "QUEUE_ACTIVE_TTL_SECONDS": active_ttl,
+           "QUEUE_ACTIVE_IDLE_SECONDS": active_ttl}
     env.update(extra)
     env.update(REDIS_POOL_SIZE=64, DATABASE_POOL_SIZE=32)
     return {k: str(v) for k, v in env.items()}

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -42,6 +43,8 @@ pub struct ExpiryHandler {
     db: Database,
     seat_map: SeatMap,
     queue: Queue,
+    /// Events this handler and its clones have handled (whatever they released).
+    handled: Arc<AtomicU64>,
 }
 
 /// The Kafka consumer of `seats.expired`, in the configured group. Creating it does not need the
@@ -168,7 +171,14 @@ impl ExpiryHandler {
             db,
             seat_map,
             queue,
+            handled: Arc::default(),
         }
+    }
+
+    /// How many events this handler (and its clones) handled since it was made: what one
+    /// consumer did, where `consumer_events_total` sums every consumer of the process.
+    pub fn events_handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
     }
 
     /// Handles one event: releases what is still held by that hold, then tells everyone. Returns
@@ -210,6 +220,7 @@ impl ExpiryHandler {
                 "released"
             };
             metrics::counter!(m::CONSUMER_EVENTS_TOTAL, "outcome" => outcome).increment(1);
+            self.handled.fetch_add(1, Ordering::Relaxed);
             if mine.is_empty() {
                 continue;
             }

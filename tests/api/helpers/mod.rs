@@ -289,7 +289,6 @@ impl Drop for TestApp {
         let database = self.database.clone();
         let redis_url = self.config.redis_url.clone();
         let prefix = self.config.redis_key_prefix.clone();
-        let kafka = self.context.kafka.clone();
         // Drop cannot await; clean up on a thread with its own runtime.
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -303,7 +302,10 @@ impl Drop for TestApp {
                         .await;
                 }
                 let _ = delete_redis_prefix(&redis_url, &prefix).await;
-                let _ = tokio::time::timeout(Duration::from_secs(5), kafka.delete_topics()).await;
+                // The test's Kafka topics are left to the broker, which the scripts run in
+                // memory: deleting them while other tests' clients refresh metadata crashed the
+                // test process inside librdkafka (SIGSEGV in rd_kafka_metadata_cache_find, three
+                // full runs of three on 2026-12-03; none of two since the deletion went).
             });
         });
         let _ = cleanup.join();

@@ -61,14 +61,19 @@ impl TestApp {
             .expect("the events are handled")
     }
 
-    /// Runs a Kafka consumer in the app's group until `cancel`.
-    pub fn spawn_consumer(&self, cancel: CancellationToken) -> JoinHandle<()> {
+    /// Runs a Kafka consumer in the app's group until `cancel`, handling events with `handler`
+    /// (a clone of which tells the test what it handled).
+    pub fn spawn_consumer_with(
+        &self,
+        handler: ExpiryHandler,
+        cancel: CancellationToken,
+    ) -> JoinHandle<()> {
         let consumer = consumer::create(&self.config).expect("the consumer is created");
-        tokio::spawn(consumer::run(self.expiry_handler(), consumer, cancel))
+        tokio::spawn(consumer::run(handler, consumer, cancel))
     }
 
     /// What the `seats.expired` consumer runs for each batch, on the server's handles.
-    fn expiry_handler(&self) -> ExpiryHandler {
+    pub fn expiry_handler(&self) -> ExpiryHandler {
         ExpiryHandler::new(
             self.context.db.clone(),
             self.context.seat_map.clone(),
