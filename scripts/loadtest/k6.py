@@ -29,8 +29,13 @@ def version(binary):
 
 
 def command(binary, script, env, summary, console=None):
-    """The k6 command line: `env` (name -> value) as -e, then the pass-through knobs."""
-    args = [binary, "run", "--no-color", "--quiet", "--summary-export", str(summary)]
+    """The k6 command line: `env` (name -> value) as -e, then the pass-through knobs. k6 runs
+    under `nice -n LOAD_K6_NICE` (10; 0: normal priority): on a machine it shares with the server,
+    the load generator then takes the CPU the server leaves, as it would on a machine of its own
+    (docs/load-test-plan.md, Environment)."""
+    nice = int(os.environ.get("LOAD_K6_NICE", "").strip() or "10")
+    prefix = ["nice", "-n", str(nice)] if nice else []
+    args = prefix + [binary, "run", "--no-color", "--quiet", "--summary-export", str(summary)]
     if console:
         args += ["--console-output", str(console)]
     for name, value in env.items():
