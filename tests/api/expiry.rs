@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use concert_reservation::catalogue::Concert;
 use concert_reservation::config::Config;
-use concert_reservation::ids::SeatId;
+use concert_reservation::ids::{ConcertId, SeatId};
 use diesel_async::SimpleAsyncConnection;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::workers::ExpiredHold;
-use crate::helpers::{Fan, TestApp, eventually, scalar};
+use crate::helpers::{CONCERT, Fan, TestApp, eventually, scalar};
 
 /// Four seats; `fans` fans; holds run out after a second.
 async fn stage(fans: usize, customize: impl FnOnce(&mut Config)) -> (TestApp, Vec<Fan>) {
@@ -381,4 +382,39 @@ async fn with_the_broker_down_holds_expire_events_wait_and_no_seat_is_stuck() {
     assert_eq!(event.seat_ids, vec![SeatId(1), SeatId(2)]);
     // Late, after the backstop and a new booking: handling it changes nothing.
     assert_eq!(app.release_expired(&event).await, 0);
+}
+
+/// The sold-out check counts both halves of a free seat: an AVAILABLE seat, and a HELD seat whose
+/// hold ran out before any sweep reached it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_concert_is_on_sale_again_the_moment_a_hold_runs_out() {
+    let (app, fans) = stage(4, |_| {}).await;
+    let on_sale = async || {
+        let mut conn = app.db().await;
+        Concert::with_free_seats(&mut conn, &[ConcertId(CONCERT)])
+            .await
+            .unwrap()
+    };
+    let on_sale_now = vec![ConcertId(CONCERT)];
+    for fan in 1..=3 {
+        hold(&app, &fans, fan, &[fan]).await.unwrap();
+        assert_eq!(on_sale().await, on_sale_now, "a seat is still AVAILABLE");
+    }
+    hold(&app, &fans, 4, &[4]).await.unwrap();
+    assert!(on_sale().await.is_empty(), "every seat held: sold out");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) AS n FROM seats WHERE status = 'HELD'"
+        )
+        .await,
+        4,
+        "no sweep ran"
+    );
+    assert_eq!(
+        on_sale().await,
+        on_sale_now,
+        "a hold that ran out frees its seat"
+    );
 }
