@@ -89,7 +89,7 @@ impl Authenticator {
 
     fn verify(&self, token: &str) -> Result<Viewer, String> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|err| format!("the access token is not valid: {err}"))?;
+            .map_err(|err| why_invalid(err.kind()))?;
         match data.claims.sub.parse::<i64>() {
             Ok(id) if id > 0 => Ok(Viewer {
                 user_id: UserId(id),
@@ -110,5 +110,25 @@ impl Authenticator {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
+    }
+}
+
+/// Why a token was refused, in our words: the library's own text (base64 and JSON decoder
+/// messages) means nothing to a client and tells an attacker which parser it hit.
+fn why_invalid(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "the access token has expired".into(),
+        ErrorKind::ImmatureSignature => "the access token is not valid yet".into(),
+        ErrorKind::InvalidSignature => "the access token's signature does not match".into(),
+        ErrorKind::InvalidIssuer => "the access token was issued by someone else".into(),
+        ErrorKind::InvalidAudience => "the access token is meant for another service".into(),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            format!("the access token has no `{claim}` claim")
+        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => "the access token must be signed with HS256".into(),
+        _ => "the access token is malformed: expected a signed JWT".into(),
     }
 }

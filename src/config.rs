@@ -247,9 +247,21 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Deepest field nesting a query may have. Env `GRAPHQL_MAX_DEPTH`.
+    /// Whether clients may introspect the schema (`__schema`, `__type`): GraphiQL's docs and
+    /// code generators need it; a production deployment may turn it off, and such queries are
+    /// then refused with `INTROSPECTION_DISABLED`. Env `GRAPHQL_INTROSPECTION`.
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphql_introspection: bool,
+
+    /// Deepest field nesting a query may have (fields under `__schema` and `__type` have a bound
+    /// of their own, 20). Env `GRAPHQL_MAX_DEPTH`.
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
     pub graphql_max_depth: usize,
+
+    /// The most aliased fields one query may use (through its fragments); more are refused
+    /// with `TOO_MANY_ALIASES`. Env `GRAPHQL_MAX_ALIASES`.
+    #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30)]
+    pub graphql_max_aliases: usize,
 
     /// Largest query complexity (one point per field). Env `GRAPHQL_MAX_COMPLEXITY`.
     #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]

@@ -19,8 +19,12 @@ pub mod code {
     /// The query does not fit the schema (unknown field, wrong argument type, ...).
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const QUERY_TOO_DEEP: &str = "QUERY_TOO_DEEP";
+    /// The query asks for `__schema` or `__type` and this server has introspection turned off.
+    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
+    /// The query uses more aliases than `GRAPHQL_MAX_ALIASES`.
+    pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
     /// An argument value the GraphQL engine itself rejected (out of range, wrong scalar).
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     /// No access token, or one that is expired, forged or for another audience.

@@ -5,7 +5,9 @@ mod account;
 pub(crate) mod catalogue;
 pub mod context;
 mod extension;
+mod field_order;
 mod holds;
+mod limits;
 pub mod loaders;
 mod payments;
 mod points;
@@ -58,8 +60,17 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 /// The schema served by this instance, with the configured limits.
 pub fn build_schema(app: App) -> AppSchema {
     let config = app.config.clone();
-    builder()
-        .limit_depth(config.graphql_max_depth)
+    let mut builder = builder();
+    if !config.graphql_introspection {
+        builder = builder.disable_introspection();
+    }
+    builder
+        .extension(limits::DocumentLimits {
+            max_depth: config.graphql_max_depth,
+            introspection: config.graphql_introspection,
+            max_aliases: config.graphql_max_aliases,
+        })
+        .extension(field_order::FieldOrder)
         .limit_complexity(config.graphql_max_complexity)
         .limit_directives(config.graphql_max_directives)
         .extension(extension::Observability)

@@ -63,8 +63,8 @@ async fn too_deep_queries_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn too_complex_queries_are_refused() {
     let app = TestApp::spawn_with(|config| config.graphql_max_complexity = 50).await;
-    let fields: String = (0..60)
-        .map(|i| format!("c{i}: concerts {{ id }} "))
+    let fields: String = (0..20)
+        .map(|i| format!("c{i}: concerts {{ id title artist }} "))
         .collect();
     let body = app.graphql(&format!("{{ {fields} }}")).await;
     assert_eq!(first_error(&body).0, "QUERY_TOO_COMPLEX", "{body}");

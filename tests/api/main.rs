@@ -6,6 +6,7 @@ mod helpers;
 
 mod admission;
 mod catalogue;
+mod clients;
 mod cost;
 mod dashboards;
 mod drift;

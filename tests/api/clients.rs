@@ -1,0 +1,340 @@
+//! What GraphQL clients and tools send works out of the box: the standard introspection query of
+//! graphql-js (GraphiQL, Apollo tooling, graphql-codegen, Postman and Insomnia send it), which a
+//! deployment can turn off.
+//!
+//! The fixtures are `getIntrospectionQuery()` of graphql-js 16.15.0 from npm, as is and with every
+//! option on (`descriptions`, `specifiedByUrl`, `directiveIsRepeatable`, `schemaDescription`,
+//! `inputValueDeprecation`, `oneOf`). To make them again:
+//! `node -e "process.stdout.write(require('graphql').getIntrospectionQuery({...}))"`.
+
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const INTROSPECTION_DEFAULT: &str = include_str!("fixtures/introspection-default.graphql");
+const INTROSPECTION_ALL_OPTIONS: &str = include_str!("fixtures/introspection-all-options.graphql");
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standard_introspection_queries_answer_the_whole_schema() {
+    let app = TestApp::spawn().await;
+    for query in [INTROSPECTION_DEFAULT, INTROSPECTION_ALL_OPTIONS] {
+        let body = app.graphql(query).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let schema = &body["data"]["__schema"];
+        assert_eq!(schema["queryType"]["name"], "Query", "{body}");
+        assert_eq!(schema["subscriptionType"]["name"], "Subscription");
+        let types = schema["types"].as_array().expect("the schema's types");
+        assert!(
+            types.iter().any(|t| t["name"] == "QueueStatus"),
+            "the API's own types are listed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_keeps_its_depth_limit_beside_introspection() {
+    let app = TestApp::spawn_with(|config| config.graphql_max_depth = 3).await;
+    let body = app
+        .graphql("{ concerts { schedules { concert { title } } } }")
+        .await;
+    assert_eq!(code(&body), "QUERY_TOO_DEEP", "{body}");
+    assert!(body["data"].is_null(), "nothing runs: {body}");
+    let body = app.graphql(INTROSPECTION_DEFAULT).await;
+    assert!(body.get("errors").is_none(), "{body}");
+
+    let endless = format!(
+        "{{ __type(name: \"Query\") {{ {} name {} }} }}",
+        "ofType { ".repeat(25),
+        "}".repeat(25)
+    );
+    let body = app.graphql(&endless).await;
+    assert_eq!(code(&body), "QUERY_TOO_DEEP", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn introspection_turned_off_is_refused_with_its_code() {
+    let app = TestApp::spawn_with(|config| config.graphql_introspection = false).await;
+    for query in [
+        INTROSPECTION_DEFAULT,
+        "{ __type(name: \"Query\") { name } }",
+        "{ concerts { id } __schema { queryType { name } } }",
+    ] {
+        let body = app.graphql(query).await;
+        assert_eq!(code(&body), "INTROSPECTION_DISABLED", "{body}");
+        assert!(body["data"].is_null(), "nothing runs: {body}");
+    }
+    let body = app
+        .graphql("{ __typename concerts { __typename id } }")
+        .await;
+    assert!(
+        body.get("errors").is_none(),
+        "__typename is not introspection: {body}"
+    );
+}
+
+/// Fields come back in the order the query asked for them, at the root too (whose fields are
+/// merged from several objects).
+#[tokio::test(flavor = "multi_thread")]
+async fn fields_come_back_in_query_order() {
+    let app = TestApp::spawn().await;
+    app.seed_catalogue(1, 1, 2).await;
+    let query = "{ z: concerts(limit: 1) { title id } me { id } a: concerts(limit: 1) { id } ...F } \
+                 fragment F on Query { m: concert(id: \"1\") { id } }";
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", app.token_for(1)))
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .expect("the server answers");
+    let text = response.text().await.unwrap();
+    let at = |key: &str| {
+        text.find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    assert!(at("z") < at("me"), "{text}");
+    assert!(at("me") < at("a"), "{text}");
+    assert!(at("a") < at("m"), "{text}");
+    assert!(at("title") < at("id"), "{text}");
+}
+
+async fn post_with_accept(app: &TestApp, accept: Option<&str>, body: &str) -> (u16, String, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let media = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, media, body)
+}
+
+/// `Accept` picks the answer's media type; with `application/graphql-response+json` a request
+/// refused before it ran is a 400 without `data`, with `application/json` the legacy 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_answer_follows_accept() {
+    let app = TestApp::spawn().await;
+    let ok = r#"{"query":"{ concerts(limit: 1) { id } }"}"#;
+    let unknown_field = r#"{"query":"{ concerts { nope } }"}"#;
+    let unparsable = r#"{"query":"{ concerts { "}"#;
+
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let (status, media, body) = post_with_accept(&app, accept, ok).await;
+        assert_eq!(
+            (status, media.as_str()),
+            (200, "application/json; charset=utf-8"),
+            "{accept:?}"
+        );
+        assert!(body.get("errors").is_none(), "{body}");
+        let (status, _, body) = post_with_accept(&app, accept, unknown_field).await;
+        assert_eq!(status, 200, "{accept:?}: {body}");
+        assert!(
+            body["data"].is_null() && body.get("data").is_some(),
+            "{body}"
+        );
+        assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED");
+    }
+
+    let spec = Some("application/graphql-response+json, application/json;q=0.9");
+    let (status, media, body) = post_with_accept(&app, spec, ok).await;
+    assert_eq!(
+        (status, media.as_str()),
+        (200, "application/graphql-response+json; charset=utf-8")
+    );
+    assert!(body["data"]["concerts"].is_array(), "{body}");
+    for (request, expected) in [
+        (unknown_field, "GRAPHQL_VALIDATION_FAILED"),
+        (unparsable, "GRAPHQL_PARSE_FAILED"),
+    ] {
+        let (status, _, body) = post_with_accept(&app, spec, request).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.get("data").is_none(),
+            "nothing ran, so no data: {body}"
+        );
+        assert_eq!(code(&body), expected);
+    }
+}
+
+/// `GET /graphql?query=` runs queries, never mutations; without `query` it is GraphiQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_runs_queries_and_refuses_mutations() {
+    let app = TestApp::spawn().await;
+    let get = |query: &str| {
+        let url = url::Url::parse_with_params(
+            &app.url("/graphql"),
+            [("query", query), ("variables", r#"{"n":1}"#)],
+        )
+        .unwrap();
+        app.client
+            .get(url.as_str())
+            .header("accept", "application/json")
+            .send()
+    };
+    let response = get("query($n: Int) { concerts(limit: $n) { id } }")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["data"]["concerts"].is_array(), "{body}");
+
+    let response = get("mutation { enterQueue(concertId: \"1\") { token } }")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+
+    let page = app.get("/graphql").await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text().await.unwrap().contains("graphiql"),
+        "GraphiQL's page"
+    );
+}
+
+/// A bad access token is refused in our words, never the token library's.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_tokens_are_refused_in_our_words() {
+    let app = TestApp::spawn().await;
+    for (token, expected) in [
+        ("not-a-jwt", "malformed"),
+        ("a.b.c", "malformed"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.bad", "malformed"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(r#"{"query":"{ me { id } }"}"#)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+        for library_text in [
+            "Base64",
+            "base64",
+            "Json",
+            "InvalidToken",
+            "invalid type",
+            "variant",
+        ] {
+            assert!(
+                !message.contains(library_text),
+                "library text leaked: {message}"
+            );
+        }
+    }
+}
+
+/// An oversized body is read to its end before the 413, so the client reads the answer even
+/// while still sending.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_body_gets_a_readable_413() {
+    let app = TestApp::spawn_with(|config| config.max_body_bytes = 1024).await;
+    let big = format!(
+        r#"{{"query":"{{ concerts {{ id }} }}","pad":"{}"}}"#,
+        "x".repeat(2_000_000)
+    );
+    let (status, body) = app.post_raw(big).await;
+    assert_eq!(status, 413);
+    assert_eq!(code(&body), "PAYLOAD_TOO_LARGE", "{body}");
+    let (status, body) = app.post_raw("{\"query\": 42}").await;
+    assert_eq!(status, 400);
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("not a GraphQL request"), "{message}");
+    assert!(
+        !message.contains("invalid type"),
+        "serde's text leaked: {message}"
+    );
+}
+
+/// One small document asking for the whole catalogue sixty times over is refused before it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn sixty_aliases_of_the_catalogue_are_refused() {
+    let app = TestApp::spawn().await;
+    let fields: String = (0..60)
+        .map(|i| {
+            format!("c{i}: concerts(limit: 100) {{ title schedules {{ seats {{ id status }} }} }} ")
+        })
+        .collect();
+    let body = app.graphql(&format!("{{ {fields} }}")).await;
+    assert_eq!(code(&body), "TOO_MANY_ALIASES", "{body}");
+    assert!(body["data"].is_null(), "nothing runs: {body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("60 aliases"), "{message}");
+
+    let few: String = (0..5)
+        .map(|i| format!("c{i}: concerts(limit: 1) {{ id }} "))
+        .collect();
+    let body = app.graphql(&format!("{{ {few} }}")).await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+/// The graphql-http audit suite (npm, pinned in scripts/graphql-http-audit) against this server:
+/// every MUST of the GraphQL-over-HTTP specification, and at least 21 of its 23 SHOULDs.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_graphql_over_http_audit_passes() {
+    let app = TestApp::spawn().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/graphql-http-audit");
+    if !dir.join("node_modules/graphql-http").exists() {
+        let status = tokio::process::Command::new("npm")
+            .args(["ci", "--silent", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .expect("npm runs (the audit needs Node.js and npm: apt-get install nodejs npm)");
+        assert!(status.success(), "npm ci in {} failed", dir.display());
+    }
+    let output = tokio::process::Command::new("node")
+        .arg(dir.join("audit.mjs"))
+        .arg(app.url("/graphql"))
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no audit report: {stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert_eq!(
+        report["must"]["ok"], report["must"]["total"],
+        "every MUST passes: {report:#}"
+    );
+    assert!(
+        report["should"]["ok"].as_u64().unwrap_or(0) >= 21,
+        "at least 21 SHOULDs pass: {report:#}"
+    );
+    assert!(output.status.success(), "{report:#}");
+}
