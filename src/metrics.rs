@@ -35,6 +35,12 @@ pub const SKIP_LOCKED_MISSES_TOTAL: &str = "skip_locked_misses_total";
 pub const DB_RETRIES_TOTAL: &str = "db_retries_total";
 pub const BOOKING_LIMIT_REFUSALS_TOTAL: &str = "booking_limit_refusals_total";
 pub const QUEUE_LIMIT_REFUSALS_TOTAL: &str = "queue_limit_refusals_total";
+pub const TASK_SCHEDULED_DELAY_SUM: &str = "task_scheduled_delay_seconds_sum";
+pub const TASK_SCHEDULED_DELAY_COUNT: &str = "task_scheduled_delay_seconds_count";
+pub const TASK_FIRST_POLL_DELAY_SUM: &str = "task_first_poll_delay_seconds_sum";
+pub const TASK_FIRST_POLL_DELAY_COUNT: &str = "task_first_poll_delay_seconds_count";
+pub const TASK_POLL_SUM: &str = "task_poll_seconds_sum";
+pub const TASK_POLL_COUNT: &str = "task_poll_seconds_count";
 pub const POOL_SATURATED_REFUSALS_TOTAL: &str = "pool_saturated_refusals_total";
 pub const PAYMENTS_TOTAL: &str = "payments_total";
 pub const PAYMENT_DURATION_SECONDS: &str = "payment_duration_seconds";
@@ -106,6 +112,53 @@ pub fn install_recorder() -> PrometheusHandle {
 /// Refreshes the process metrics; `/metrics` calls it before rendering, as it does for the pools.
 pub fn record_process_metrics() {
     PROCESS.collect();
+    record_task_metrics();
+}
+
+/// The HTTP connection tasks (one per client connection: reading requests, writing answers).
+pub static CONNECTION_TASKS: LazyLock<tokio_metrics::TaskMonitor> =
+    LazyLock::new(tokio_metrics::TaskMonitor::new);
+
+/// The tasks that execute GraphQL requests (one per request).
+pub static GRAPHQL_TASKS: LazyLock<tokio_metrics::TaskMonitor> =
+    LazyLock::new(tokio_metrics::TaskMonitor::new);
+
+/// How long woken tasks waited for a worker thread, and how long their polls ran, per kind of
+/// task: the server's own queueing when the CPU is short, which no request timer sees (a request
+/// timer starts when its task first runs). Sums and counts since start, as gauges; a mean over a
+/// window is the change of the sum over the change of the count.
+fn record_task_metrics() {
+    for (task, monitor) in [
+        ("connection", &*CONNECTION_TASKS),
+        ("graphql", &*GRAPHQL_TASKS),
+    ] {
+        let totals = monitor.cumulative();
+        let pairs = [
+            (
+                TASK_SCHEDULED_DELAY_SUM,
+                TASK_SCHEDULED_DELAY_COUNT,
+                totals.total_scheduled_duration,
+                totals.total_scheduled_count,
+            ),
+            (
+                TASK_FIRST_POLL_DELAY_SUM,
+                TASK_FIRST_POLL_DELAY_COUNT,
+                totals.total_first_poll_delay,
+                totals.first_poll_count,
+            ),
+            (
+                TASK_POLL_SUM,
+                TASK_POLL_COUNT,
+                totals.total_poll_duration,
+                totals.total_poll_count,
+            ),
+        ];
+        for (sum, count, total, n) in pairs {
+            metrics::gauge!(sum, "task" => task).set(total.as_secs_f64());
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!(count, "task" => task).set(n as f64);
+        }
+    }
 }
 
 /// `# HELP` lines for every metric family (the exporter prints them once a series exists).
@@ -210,6 +263,33 @@ fn describe_all() {
     describe_counter!(
         QUEUE_LIMIT_REFUSALS_TOTAL,
         "enterQueue and queueStatus calls refused at once with BUSY because the waiting room's limit (QUEUE_CONCURRENCY) was full."
+    );
+    describe_gauge!(
+        TASK_SCHEDULED_DELAY_SUM,
+        Unit::Seconds,
+        "Time woken tasks of a `task` kind (connection, graphql) waited for a worker thread, since start."
+    );
+    describe_gauge!(
+        TASK_SCHEDULED_DELAY_COUNT,
+        "Times tasks of a `task` kind were woken, since start."
+    );
+    describe_gauge!(
+        TASK_FIRST_POLL_DELAY_SUM,
+        Unit::Seconds,
+        "Time tasks of a `task` kind waited from spawn to their first poll, since start."
+    );
+    describe_gauge!(
+        TASK_FIRST_POLL_DELAY_COUNT,
+        "Tasks of a `task` kind polled for the first time, since start."
+    );
+    describe_gauge!(
+        TASK_POLL_SUM,
+        Unit::Seconds,
+        "Time spent polling tasks of a `task` kind (their CPU on a worker thread), since start."
+    );
+    describe_gauge!(
+        TASK_POLL_COUNT,
+        "Polls of tasks of a `task` kind, since start."
     );
     describe_counter!(
         POOL_SATURATED_REFUSALS_TOTAL,

@@ -171,7 +171,7 @@ async fn serve(
         };
         let service = TowerToHyperService::new(router.clone());
         let stop = stop.clone();
-        connections.spawn(async move {
+        connections.spawn(crate::metrics::CONNECTION_TASKS.instrument(async move {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -182,7 +182,7 @@ async fn serve(
                 () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
             }
             let _ = connection.await;
-        });
+        }));
     }
     drop(listener);
     stop.cancel();

@@ -235,7 +235,9 @@ async fn execute_within_timeout(
     let config = &state.app.config;
     let mutates = batch.iter_mut().any(has_mutation);
     let schema = state.schema.clone();
-    let task = tokio::spawn(async move { schema.execute_batch(batch).await });
+    let task = tokio::spawn(
+        crate::metrics::GRAPHQL_TASKS.instrument(async move { schema.execute_batch(batch).await }),
+    );
     let mut task = if mutates {
         Either::Left(task) // dropping a JoinHandle detaches the task
     } else {

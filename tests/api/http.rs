@@ -74,6 +74,34 @@ async fn metrics_export_graphql_histograms() {
     assert!(text.contains("db_pool_connections"), "{text}");
 }
 
+/// The server reports how long its connection and GraphQL tasks waited for a worker thread.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_export_task_scheduling() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        app.graphql("{ concerts { id } }").await;
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+    };
+    for task in ["connection", "graphql"] {
+        let polled = value(&format!(
+            r#"task_first_poll_delay_seconds_count{{task="{task}"}}"#
+        ));
+        assert!(polled >= 1.0, "{task} tasks were polled: {polled}");
+        let polls = value(&format!(r#"task_poll_seconds_count{{task="{task}"}}"#));
+        assert!(polls >= polled, "{task}: {polls} polls");
+        assert!(value(&format!(r#"task_poll_seconds_sum{{task="{task}"}}"#)) > 0.0);
+    }
+    assert!(
+        value(r#"task_first_poll_delay_seconds_count{task="graphql"}"#) >= 3.0,
+        "one GraphQL task per request"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cors_allows_only_configured_origins() {
     let app = TestApp::spawn_with(|config| {
