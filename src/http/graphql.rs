@@ -12,14 +12,13 @@
 //! Request-level failures (unreadable or oversized body, too many operations, timeout) still
 //! answer in GraphQL's error shape with a stable code.
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::future::Either;
 use serde::Deserialize;
@@ -133,7 +132,7 @@ pub(super) async fn get(
         }
     };
     let Some(query) = params.query.filter(|query| !query.trim().is_empty()) else {
-        return graphiql().into_response();
+        return super::graphiql::page().into_response();
     };
     let mut request = async_graphql::Request::new(query);
     request.operation_name = params.operation_name;
@@ -185,15 +184,6 @@ fn json_param(value: Option<&str>, name: &str) -> Result<Option<serde_json::Valu
             .map(Some)
             .map_err(|_| AppError::BadRequest(format!("`{name}` must be JSON"))),
     }
-}
-
-fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
 }
 
 /// Adds what resolvers read from the request (loaders, the caller, the queue token), then runs.

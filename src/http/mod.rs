@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, health and metrics endpoints, subscriptions over websockets, and the
 //! browser-facing layers (CORS, timeout). GraphQL over HTTP itself is in [`graphql`].
 
+mod graphiql;
 mod graphql;
 mod state;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

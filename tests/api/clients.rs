@@ -338,3 +338,52 @@ async fn the_graphql_over_http_audit_passes() {
     );
     assert!(output.status.success(), "{report:#}");
 }
+
+/// GraphiQL is served by the server itself: the page names no other host, and every asset it
+/// loads is served here, with its licence shipped beside it in the repository.
+#[tokio::test(flavor = "multi_thread")]
+async fn graphiql_needs_no_cdn() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/graphql").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/graphiql/"))
+        .collect();
+    assert_eq!(
+        assets.len(),
+        6,
+        "css, React, ReactDOM, graphql-ws, GraphiQL, start: {assets:?}"
+    );
+    for asset in assets {
+        let response = app.get(asset).await;
+        assert_eq!(response.status(), 200, "{asset}");
+        let media = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let expected = if asset.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        assert!(media.starts_with(expected), "{asset}: {media}");
+        assert!(
+            response.bytes().await.unwrap().len() > 500,
+            "{asset} has content"
+        );
+    }
+    assert_eq!(app.get("/graphiql/nope.js").await.status(), 404);
+    let vendor = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/graphiql/vendor");
+    for licence in ["graphiql", "react", "react-dom", "graphql-ws"] {
+        assert!(
+            vendor.join(format!("LICENSE.{licence}")).exists(),
+            "{licence}'s licence"
+        );
+    }
+}
