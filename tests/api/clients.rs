@@ -296,21 +296,25 @@ async fn sixty_aliases_of_the_catalogue_are_refused() {
     assert!(body.get("errors").is_none(), "{body}");
 }
 
-/// The graphql-http audit suite (npm, pinned in scripts/graphql-http-audit) against this server:
+/// scripts/graphql-clients, with its pinned npm packages installed (scripts/test runs `npm ci`
+/// there before the tests).
+fn clients_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/graphql-clients");
+    assert!(
+        dir.join("node_modules/graphql-http").exists()
+            && dir.join("node_modules/puppeteer-core").exists(),
+        "the npm packages are missing: run `npm ci` in {} (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// The graphql-http audit suite (npm, pinned in scripts/graphql-clients) against this server:
 /// every MUST of the GraphQL-over-HTTP specification, and at least 21 of its 23 SHOULDs.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_graphql_over_http_audit_passes() {
     let app = TestApp::spawn().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/graphql-http-audit");
-    if !dir.join("node_modules/graphql-http").exists() {
-        let status = tokio::process::Command::new("npm")
-            .args(["ci", "--silent", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .await
-            .expect("npm runs (the audit needs Node.js and npm: apt-get install nodejs npm)");
-        assert!(status.success(), "npm ci in {} failed", dir.display());
-    }
+    let dir = clients_dir();
     let output = tokio::process::Command::new("node")
         .arg(dir.join("audit.mjs"))
         .arg(app.url("/graphql"))
@@ -386,4 +390,54 @@ async fn graphiql_needs_no_cdn() {
             "{licence}'s licence"
         );
     }
+}
+
+/// GraphiQL in headless Chromium (the system's, driven by puppeteer-core), with no network beyond
+/// loopback: the docs explorer shows the schema, a query and a `queueStatus` subscription run with
+/// a bearer token, and a screenshot is saved (`SCREENSHOT` names where; the one in docs/ was made
+/// this way).
+#[tokio::test(flavor = "multi_thread")]
+async fn graphiql_works_in_a_real_browser() {
+    let (app, fans) = TestApp::staged(4, 1, 1_000, |_| {}).await;
+    let queue_token = fans[0].queue_token.clone().expect("the fan's queue token");
+    let screenshot = std::env::var("SCREENSHOT").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join(format!("graphiql-{}.png", std::process::id()))
+            .display()
+            .to_string()
+    });
+    let output = tokio::process::Command::new("node")
+        .arg(clients_dir().join("graphiql.mjs"))
+        .arg(app.url("/"))
+        .arg(app.token_for(1))
+        .arg(&queue_token)
+        .arg(&screenshot)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let seen: Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no result: {stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert_eq!(seen["offLoopback"], serde_json::json!([]), "{seen:#}");
+    assert!(
+        seen["steps"]["docs"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Query"),
+        "the docs explorer shows the schema: {seen:#}"
+    );
+    assert_eq!(seen["steps"]["query"]["data"]["me"]["id"], "1", "{seen:#}");
+    let status = &seen["steps"]["subscription"]["data"]["queueStatus"]["status"];
+    assert!(status == "ACTIVE" || status == "WAITING", "{seen:#}");
+    assert!(output.status.success(), "{seen:#}");
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "a screenshot of the page: {size} bytes");
 }

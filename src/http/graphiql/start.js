@@ -5,12 +5,19 @@
 (function () {
   var http = new URL('/graphql', window.location.href).href;
   var ws = http.replace(/^http/, 'ws') + '/ws';
+  // GraphiQL 3 keeps each tab's headers in its stored tab state (an older single
+  // `graphiql:headers` entry is read once and moved there).
+  var TABS_KEY = 'graphiql:tabState';
   var HEADERS_KEY = 'graphiql:headers';
   var HINT = '{\n  "Authorization": "Bearer <paste a token: scripts/up prints one, or run concert-reservation token --user 1>"\n}';
 
   function savedHeaders() {
     try {
-      return JSON.parse(window.localStorage.getItem(HEADERS_KEY) || '{}') || {};
+      var tabs = JSON.parse(window.localStorage.getItem(TABS_KEY) || 'null');
+      var text = tabs && tabs.tabs && tabs.tabs[tabs.activeTabIndex]
+        ? tabs.tabs[tabs.activeTabIndex].headers
+        : window.localStorage.getItem(HEADERS_KEY);
+      return JSON.parse(text || '{}') || {};
     } catch (e) {
       return {};
     }

@@ -1,6 +1,6 @@
 // The graphql-http audit suite (the GraphQL-over-HTTP specification's conformance checks, from
 // the npm package the spec's reference server passes in full) against a running server.
-//   node scripts/graphql-http-audit/audit.mjs http://127.0.0.1:8080/graphql
+//   node scripts/graphql-clients/audit.mjs http://127.0.0.1:8080/graphql
 // Prints one JSON line: {"must": {"ok": n, "total": n}, "should": {...}, "may": {...},
 // "failed": [{"name", "status", "reason"}]}. Exit status 0 when every MUST passes and at least
 // SHOULD_MIN SHOULDs (env, default 21) do, 1 otherwise.
