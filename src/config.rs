@@ -258,6 +258,17 @@ pub struct Config {
     #[arg(long, env = "GRAPHQL_MAX_DEPTH", default_value_t = 10)]
     pub graphql_max_depth: usize,
 
+    /// How many automatic persisted queries (sent by SHA-256 hash) each instance remembers.
+    /// Env `PERSISTED_QUERY_CACHE`.
+    #[arg(long, env = "PERSISTED_QUERY_CACHE", default_value_t = 1_000)]
+    pub persisted_query_cache: usize,
+
+    /// Allow-list mode: a JSON file `{"<sha256 hex>": "<query>"}`; only those operations run (by
+    /// hash or as text), anything else is refused with `PERSISTED_QUERY_NOT_ALLOWED`. Unset: any
+    /// query runs. Env `GRAPHQL_ALLOWED_OPERATIONS`.
+    #[arg(long, env = "GRAPHQL_ALLOWED_OPERATIONS")]
+    pub graphql_allowed_operations: Option<std::path::PathBuf>,
+
     /// The most aliased fields one query may use (through its fragments); more are refused
     /// with `TOO_MANY_ALIASES`. Env `GRAPHQL_MAX_ALIASES`.
     #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30)]

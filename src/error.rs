@@ -23,6 +23,10 @@ pub mod code {
     pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
+    /// A query sent by hash only that this instance has not seen: send it with its text once.
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    /// Allow-list mode: the operation is not a registered one.
+    pub const PERSISTED_QUERY_NOT_ALLOWED: &str = "PERSISTED_QUERY_NOT_ALLOWED";
     /// The query uses more aliases than `GRAPHQL_MAX_ALIASES`.
     pub const TOO_MANY_ALIASES: &str = "TOO_MANY_ALIASES";
     /// An argument value the GraphQL engine itself rejected (out of range, wrong scalar).

@@ -108,7 +108,7 @@ impl Application {
         }
         let background = CancellationToken::new();
         spawn_background(&app, &background)?;
-        let schema = graphql::build_schema(app.clone());
+        let schema = graphql::build_schema(app.clone())?;
         Ok(Self {
             listener,
             state: AppState {

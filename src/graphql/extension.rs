@@ -57,6 +57,9 @@ impl Extension for RequestObserver {
         let mut response = next.run(ctx).await;
         for error in &mut response.errors {
             if error_code(error).is_none() {
+                super::persisted::recode(error);
+            }
+            if error_code(error).is_none() {
                 // Left uncoded only by the engine's own checks on arguments and operation names.
                 set_code(error, code::BAD_USER_INPUT);
             }

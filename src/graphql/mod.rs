@@ -10,11 +10,15 @@ mod holds;
 mod limits;
 pub mod loaders;
 mod payments;
+pub mod persisted;
 mod points;
 mod queue;
 mod reservations;
 mod seat_changes;
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::app::App;
@@ -57,14 +61,25 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     )
 }
 
-/// The schema served by this instance, with the configured limits.
-pub fn build_schema(app: App) -> AppSchema {
+/// The schema served by this instance, with the configured limits. Fails when the allow-list of
+/// `GRAPHQL_ALLOWED_OPERATIONS` cannot be read.
+pub fn build_schema(app: App) -> anyhow::Result<AppSchema> {
     let config = app.config.clone();
     let mut builder = builder();
     if !config.graphql_introspection {
         builder = builder.disable_introspection();
     }
-    builder
+    // Registered operations only, or automatic persisted queries (see `persisted`).
+    builder = match &config.graphql_allowed_operations {
+        Some(path) => builder.extension(
+            persisted::AllowList::load(path)
+                .map_err(|err| anyhow::anyhow!("GRAPHQL_ALLOWED_OPERATIONS: {err}"))?,
+        ),
+        None => builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            config.persisted_query_cache.max(1),
+        ))),
+    };
+    Ok(builder
         .extension(limits::DocumentLimits {
             max_depth: config.graphql_max_depth,
             introspection: config.graphql_introspection,
@@ -75,7 +90,7 @@ pub fn build_schema(app: App) -> AppSchema {
         .limit_directives(config.graphql_max_directives)
         .extension(extension::Observability)
         .data(app)
-        .finish()
+        .finish())
 }
 
 /// The schema in SDL, as committed in `schema.graphql`. Limits do not change the schema, so no

@@ -37,7 +37,7 @@ const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 /// The codes of requests refused before anything ran.
-const REQUEST_ERRORS: [&str; 8] = [
+const REQUEST_ERRORS: [&str; 10] = [
     code::GRAPHQL_PARSE_FAILED,
     code::GRAPHQL_VALIDATION_FAILED,
     code::QUERY_TOO_DEEP,
@@ -45,6 +45,8 @@ const REQUEST_ERRORS: [&str; 8] = [
     code::TOO_MANY_DIRECTIVES,
     code::INTROSPECTION_DISABLED,
     code::TOO_MANY_ALIASES,
+    code::PERSISTED_QUERY_NOT_FOUND,
+    code::PERSISTED_QUERY_NOT_ALLOWED,
     code::BAD_USER_INPUT,
 ];
 
@@ -314,7 +316,10 @@ fn parse_batch(body: &[u8], config: &Config) -> Result<BatchRequest, (StatusCode
     if operations == 0 {
         return Err(bad("the batch is empty".into()));
     }
-    if batch.iter().any(|request| request.query.trim().is_empty()) {
+    // A persisted query may come as its hash alone (`extensions.persistedQuery`).
+    if batch.iter().any(|request| {
+        request.query.trim().is_empty() && !request.extensions.contains_key("persistedQuery")
+    }) {
         return Err(bad("a request has no `query`".into()));
     }
     if operations > config.graphql_max_batch {

@@ -441,3 +441,91 @@ async fn graphiql_works_in_a_real_browser() {
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "a screenshot of the page: {size} bytes");
 }
+
+fn sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Automatic persisted queries: a hash alone is unknown until the text was sent once with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_persisted_queries_round_trip() {
+    let app = TestApp::spawn().await;
+    let query = "{ concerts(limit: 1) { id } }";
+    let persisted =
+        serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(query) } });
+
+    let (status, body) = app
+        .post_json(&serde_json::json!({ "extensions": persisted }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(code(&body), "PERSISTED_QUERY_NOT_FOUND", "{body}");
+    assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+
+    let (_, body) = app
+        .post_json(&serde_json::json!({ "query": query, "extensions": persisted }))
+        .await;
+    assert!(body["data"]["concerts"].is_array(), "{body}");
+    let (_, body) = app
+        .post_json(&serde_json::json!({ "extensions": persisted }))
+        .await;
+    assert!(
+        body["data"]["concerts"].is_array(),
+        "the hash alone now runs it: {body}"
+    );
+
+    let wrong = serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256("{ me { id } }") } });
+    let (_, body) = app
+        .post_json(&serde_json::json!({ "query": query, "extensions": wrong }))
+        .await;
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+    assert!(
+        !body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provided sha"),
+        "{body}"
+    );
+}
+
+/// Allow-list mode runs the registered operations only, by hash or as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_allow_list_runs_registered_operations_only() {
+    let registered = "{ concerts(limit: 1) { id } }";
+    let file = std::env::temp_dir().join(format!("allowed-{}.json", std::process::id()));
+    std::fs::write(
+        &file,
+        serde_json::json!({ sha256(registered): registered }).to_string(),
+    )
+    .unwrap();
+    let path = file.clone();
+    let app =
+        TestApp::spawn_with(move |config| config.graphql_allowed_operations = Some(path)).await;
+
+    let body = app.graphql(registered).await;
+    assert!(body["data"]["concerts"].is_array(), "as text: {body}");
+    let by_hash =
+        serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(registered) } });
+    let (_, body) = app
+        .post_json(&serde_json::json!({ "extensions": by_hash }))
+        .await;
+    assert!(body["data"]["concerts"].is_array(), "by hash: {body}");
+
+    for other in [
+        "{ concerts(limit: 2) { id } }",
+        "{ __schema { queryType { name } } }",
+    ] {
+        let body = app.graphql(other).await;
+        assert_eq!(code(&body), "PERSISTED_QUERY_NOT_ALLOWED", "{body}");
+        assert!(body["data"].is_null(), "nothing runs: {body}");
+    }
+    let unknown = serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256("{ me { id } }") } });
+    let (_, body) = app
+        .post_json(&serde_json::json!({ "extensions": unknown }))
+        .await;
+    assert_eq!(code(&body), "PERSISTED_QUERY_NOT_ALLOWED", "{body}");
+    let _ = std::fs::remove_file(file);
+}

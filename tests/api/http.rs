@@ -145,7 +145,11 @@ async fn graphiql_is_served_on_get() {
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.contains("graphiql"), "{html}");
-    assert!(html.contains("/graphql/ws"));
+    let script = app.get("/graphiql/start.js").await.text().await.unwrap();
+    assert!(
+        script.contains("'/graphql'") && script.contains("+ '/ws'"),
+        "subscriptions go to /graphql/ws: {script}"
+    );
 }
 
 async fn websocket_handshake(app: &TestApp, protocol: &str) -> Value {

@@ -1,0 +1,178 @@
+//! Persisted queries: a client may send the SHA-256 of a query instead of its text.
+//!
+//! - **Automatic persisted queries** (the Apollo convention, async-graphql's extension): a request
+//!   with `extensions.persistedQuery = {version: 1, sha256Hash}` and no `query` runs the query this
+//!   instance saw with that hash; if it has not seen it, the answer is `PERSISTED_QUERY_NOT_FOUND`
+//!   (message `PersistedQueryNotFound`, as Apollo clients expect) and the client sends the text
+//!   with the hash once. Each instance remembers the last `PERSISTED_QUERY_CACHE` queries.
+//! - **Allow-list mode** (`GRAPHQL_ALLOWED_OPERATIONS`, a JSON file `{"<sha256 hex>": "<query>"}`):
+//!   only the registered operations run, sent by hash or as text; anything else is refused with
+//!   `PERSISTED_QUERY_NOT_ALLOWED` before it is parsed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::{Request, ServerError, ServerResult};
+use sha2::{Digest, Sha256};
+
+use crate::error::code;
+
+/// The registered operations of allow-list mode, by the hex SHA-256 of their text.
+#[derive(Clone, Default)]
+pub struct AllowList {
+    by_hash: Arc<HashMap<String, String>>,
+}
+
+impl AllowList {
+    /// Reads `{"<sha256 hex>": "<query>"}` from `path`; every hash must be its query's.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+        let entries: HashMap<String, String> = serde_json::from_str(&text).map_err(|err| {
+            anyhow::anyhow!(
+                "{} is not a JSON object of sha256 hash -> query: {err}",
+                path.display()
+            )
+        })?;
+        Self::new(entries)
+    }
+
+    /// The allow-list of these `hash -> query` entries; a hash that is not its query's is refused.
+    pub fn new(entries: HashMap<String, String>) -> anyhow::Result<Self> {
+        for (hash, query) in &entries {
+            anyhow::ensure!(
+                *hash == sha256_hex(query),
+                "the hash {hash} is not the SHA-256 of its query"
+            );
+        }
+        Ok(Self {
+            by_hash: Arc::new(entries),
+        })
+    }
+
+    fn query(&self, hash: &str) -> Option<&String> {
+        self.by_hash.get(hash)
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+impl ExtensionFactory for AllowList {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for AllowList {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let hash = match request.extensions.remove("persistedQuery") {
+            Some(value) => Some(persisted_hash(value)?),
+            None => None,
+        };
+        let hash = hash.unwrap_or_else(|| sha256_hex(&request.query));
+        let Some(query) = self.query(&hash) else {
+            return Err(refusal(
+                "this server runs registered operations only, and this is not one of them",
+                code::PERSISTED_QUERY_NOT_ALLOWED,
+            ));
+        };
+        if !request.query.is_empty() && request.query != *query {
+            return Err(refusal(
+                "the query's text is not the one registered under its hash",
+                code::PERSISTED_QUERY_NOT_ALLOWED,
+            ));
+        }
+        request.query = query.clone();
+        next.run(ctx, request).await
+    }
+}
+
+/// The `sha256Hash` of a `persistedQuery` extension of version 1.
+fn persisted_hash(value: async_graphql::Value) -> ServerResult<String> {
+    #[derive(serde::Deserialize)]
+    struct Persisted {
+        version: i32,
+        #[serde(rename = "sha256Hash")]
+        sha256_hash: String,
+    }
+    match async_graphql::from_value::<Persisted>(value) {
+        Ok(persisted) if persisted.version == 1 => Ok(persisted.sha256_hash.to_ascii_lowercase()),
+        _ => Err(refusal(
+            "`extensions.persistedQuery` must be {\"version\": 1, \"sha256Hash\": \"<hex>\"}",
+            code::BAD_REQUEST,
+        )),
+    }
+}
+
+fn refusal(message: &str, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+/// Gives the automatic-persisted-query extension's errors our codes (and our words where the
+/// protocol does not fix the message).
+pub fn recode(error: &mut ServerError) {
+    match error.message.as_str() {
+        // Apollo clients recognise this exact message and resend the query with its hash.
+        "PersistedQueryNotFound" => set_code(error, code::PERSISTED_QUERY_NOT_FOUND),
+        "provided sha does not match query" => {
+            error.message =
+                "the persisted query's sha256Hash is not the SHA-256 of its query".into();
+            set_code(error, code::BAD_REQUEST);
+        }
+        message if message.contains("\"PersistedQuery\"") => {
+            error.message =
+                "`extensions.persistedQuery` must be {\"version\": 1, \"sha256Hash\": \"<hex>\"}"
+                    .into();
+            set_code(error, code::BAD_REQUEST);
+        }
+        _ => {}
+    }
+}
+
+fn set_code(error: &mut ServerError, code: &str) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_lowercase_hex_sha256() {
+        assert_eq!(
+            sha256_hex("{ __typename }"),
+            "7f56e67dd21ab3f30d1ff8b7bed08893f0a0db86449836189b361dd1e56ddb4b"
+        );
+    }
+
+    #[test]
+    fn an_allow_list_refuses_a_hash_that_is_not_its_query() {
+        let query = "{ concerts { id } }".to_owned();
+        let good = HashMap::from([(sha256_hex(&query), query.clone())]);
+        assert!(AllowList::new(good).is_ok());
+        let bad = HashMap::from([("00".repeat(32), query)]);
+        assert!(AllowList::new(bad).is_err());
+    }
+}
