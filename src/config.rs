@@ -274,8 +274,10 @@ pub struct Config {
     #[arg(long, env = "GRAPHQL_MAX_ALIASES", default_value_t = 30)]
     pub graphql_max_aliases: usize,
 
-    /// Largest query complexity (one point per field). Env `GRAPHQL_MAX_COMPLEXITY`.
-    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]
+    /// Largest query cost: one point per field, a list field times the items it can return (its
+    /// `limit`, or the bounds in `graphql::cost`), so about the most fields an answer may hold.
+    /// Env `GRAPHQL_MAX_COMPLEXITY`.
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 250_000)]
     pub graphql_max_complexity: usize,
 
     /// Most operations in one batched request. Env `GRAPHQL_MAX_BATCH`.

@@ -57,6 +57,7 @@ impl AccountObject {
     }
 
     /// Every change to your balance, newest first.
+    #[graphql(complexity = "super::cost::page(limit, MAX_PAGE) * child_complexity")]
     async fn ledger(
         &self,
         ctx: &Context<'_>,
@@ -70,6 +71,7 @@ impl AccountObject {
     }
 
     /// Your holds and bookings, newest first.
+    #[graphql(complexity = "super::cost::page(limit, MAX_PAGE) * child_complexity")]
     async fn reservations(
         &self,
         ctx: &Context<'_>,

@@ -19,6 +19,7 @@ pub struct CatalogueQuery;
 #[Object]
 impl CatalogueQuery {
     /// Concerts on sale, oldest first, one page at a time.
+    #[graphql(complexity = "super::cost::page(limit, MAX_PAGE) * child_complexity")]
     async fn concerts(
         &self,
         ctx: &Context<'_>,
@@ -73,6 +74,7 @@ impl ConcertObject {
     }
 
     /// Performances of this concert, earliest first.
+    #[graphql(complexity = "super::cost::SCHEDULES_PER_CONCERT * child_complexity")]
     async fn schedules(&self, ctx: &Context<'_>) -> Result<Vec<ScheduleObject>> {
         let schedules = loaders(ctx)
             .schedules_by_concert
@@ -112,6 +114,7 @@ impl ScheduleObject {
     }
 
     /// Every seat of this performance, by number.
+    #[graphql(complexity = "super::cost::SEATS_PER_SCHEDULE * child_complexity")]
     async fn seats(&self, ctx: &Context<'_>) -> Result<Vec<SeatObject>> {
         let seats = loaders(ctx).seats_by_schedule.load_one(self.0.id).await?;
         Ok(seats

@@ -4,6 +4,7 @@
 mod account;
 pub(crate) mod catalogue;
 pub mod context;
+mod cost;
 mod extension;
 mod field_order;
 mod holds;

@@ -79,6 +79,7 @@ impl ReservationObject {
             .map(ScheduleObject))
     }
 
+    #[graphql(complexity = "super::cost::SEATS_PER_RESERVATION * child_complexity")]
     async fn seats(&self, ctx: &Context<'_>) -> Result<Vec<SeatObject>> {
         if let Some(seats) = &self.1 {
             return Ok(seats.iter().cloned().map(SeatObject).collect());

@@ -529,3 +529,42 @@ async fn the_allow_list_runs_registered_operations_only() {
     assert_eq!(code(&body), "PERSISTED_QUERY_NOT_ALLOWED", "{body}");
     let _ = std::fs::remove_file(file);
 }
+
+/// A list field costs what it can return: its `limit`, or the known bound of the list. The cost is
+/// counted before anything runs, so the answer's size is bounded by `GRAPHQL_MAX_COMPLEXITY`.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_fields_cost_what_they_can_return() {
+    let app = TestApp::spawn_with(|config| config.graphql_max_complexity = 5_000).await;
+    app.seed_catalogue(3, 1, 2).await;
+    // 1 concert × (1 + 10 schedules × (1 + 100 seats × 2)) = 2,011.
+    let one = "{ concerts(limit: 1) { title schedules { id seats { id status } } } }";
+    let body = app.graphql(one).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // Three concerts: 6,033, though the answer would be small (the seed has 2 seats a schedule).
+    for query in [
+        "{ concerts(limit: 3) { title schedules { id seats { id status } } } }",
+        "{ concerts { title schedules { id seats { id status } } } }",
+    ] {
+        let body = app.graphql(query).await;
+        assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+        assert!(body["data"].is_null(), "nothing runs: {body}");
+    }
+    // Without seats the same pages are cheap.
+    let body = app
+        .graphql("{ concerts(limit: 100) { title schedules { id availableSeats } } }")
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+/// At the default limits, the README's first query runs and sixty aliases of it do not.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_cost_limit_lets_the_catalogue_through_but_not_sixty_copies() {
+    let app = TestApp::spawn_with(|config| config.graphql_max_aliases = 100).await;
+    app.seed_catalogue(2, 2, 3).await;
+    let catalogue = "concerts { title schedules { startsAt venue availableSeats seats { number grade status price } } }";
+    let body = app.graphql(&format!("{{ {catalogue} }}")).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let sixty: String = (0..60).map(|i| format!("c{i}: {catalogue} ")).collect();
+    let body = app.graphql(&format!("{{ {sixty} }}")).await;
+    assert_eq!(code(&body), "QUERY_TOO_COMPLEX", "{body}");
+}

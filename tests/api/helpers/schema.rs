@@ -29,15 +29,42 @@ impl ValidatingSchema {
     }
 
     /// The messages of every parse or validation error of `document` (empty when it is valid).
+    /// Its variables get placeholder values of their types: a list field's cost is computed from
+    /// its `limit` argument during validation, so a variable it names must have a value.
     pub async fn errors(&self, document: &str) -> Vec<String> {
+        let request = async_graphql::Request::new(document).variables(placeholders(document));
         self.0
-            .execute(document)
+            .execute(request)
             .await
             .errors
             .into_iter()
             .map(|error| error.message)
             .collect()
     }
+}
+
+/// A value of the right type for every variable the document's operations declare.
+fn placeholders(document: &str) -> async_graphql::Variables {
+    use async_graphql::parser::types::BaseType;
+    let mut values = serde_json::Map::new();
+    if let Ok(document) = async_graphql::parser::parse_query(document) {
+        for (_, operation) in document.operations.iter() {
+            for definition in &operation.node.variable_definitions {
+                let value = match &definition.node.var_type.node.base {
+                    BaseType::List(_) => serde_json::json!([]),
+                    BaseType::Named(name) => match name.as_str() {
+                        "Int" => serde_json::json!(1),
+                        "Float" => serde_json::json!(1.0),
+                        "Boolean" => serde_json::json!(true),
+                        "ID" => serde_json::json!("1"),
+                        _ => serde_json::json!("x"),
+                    },
+                };
+                values.insert(definition.node.name.node.to_string(), value);
+            }
+        }
+    }
+    async_graphql::Variables::from_json(serde_json::Value::Object(values))
 }
 
 /// Ends a request after validation: nothing is resolved, so no resolver needs its data.
