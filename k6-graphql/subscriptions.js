@@ -113,7 +113,8 @@ function startFan(userId, fans) {
   const jwt = userToken(userId, { ttlSeconds: 4 * 3600 });
   const fan = { userId, done: false, socket: null, enteredAt: Date.now(), lastUpdate: null, position: null };
   fans.push(fan);
-  const req = gqlRequest(GRAPHQL_URL, ENTER, { c: CONCERT_ID }, { token: jwt, name: 'enterQueue' });
+  // With its text: this asynchronous request is not sent again on PERSISTED_QUERY_NOT_FOUND.
+  const req = gqlRequest(GRAPHQL_URL, ENTER, { c: CONCERT_ID }, { token: jwt, name: 'enterQueue', text: true });
   http.asyncRequest('POST', req.url, req.body, req.params).then((res) => {
     const r = gqlResult(res, req.params.tags);
     const status = !r.errors && r.data && r.data.enterQueue;

@@ -12,6 +12,7 @@
 // and every request is tagged `op` (the operation name), so thresholds can select e.g.
 // `http_req_duration{op:queueStatus}`.
 import http from 'k6/http';
+import crypto from 'k6/crypto';
 import { Counter, Rate } from 'k6/metrics';
 
 export const graphqlErrors = new Counter('graphql_errors');
@@ -41,6 +42,31 @@ export function errorBreakdownThresholds(ops = []) {
   return t;
 }
 
+// Automatic persisted queries (README, "Persisted queries"), as Apollo clients send them: the
+// first time a VU sends a document it sends the text with its SHA-256; after that the hash alone.
+// An instance that has not seen the hash answers PERSISTED_QUERY_NOT_FOUND and the request is
+// sent again at once with the text (not counted as an error). APQ=0 sends the text every time.
+const APQ = (__ENV.APQ || '1') !== '0';
+const hashes = new Map(); // query -> hex SHA-256
+const registered = new Set(); // hashes this VU has sent with their text
+
+function hashOf(query) {
+  let hash = hashes.get(query);
+  if (!hash) {
+    hash = crypto.sha256(query, 'hex');
+    hashes.set(query, hash);
+  }
+  return hash;
+}
+
+// The JSON body of one operation: with its text, or (APQ, once registered) its hash alone.
+function body(query, variables, withText) {
+  const b = { variables: variables || {} };
+  if (withText || !APQ) b.query = query;
+  if (APQ) b.extensions = { persistedQuery: { version: 1, sha256Hash: hashOf(query) } };
+  return JSON.stringify(b);
+}
+
 // The http.request arguments of one operation (for http.batch).
 export function gqlRequest(url, query, variables, opts = {}) {
   const headers = { 'Content-Type': 'application/json' };
@@ -49,12 +75,26 @@ export function gqlRequest(url, query, variables, opts = {}) {
   const op = opts.name || 'anonymous';
   const params = { headers, tags: Object.assign({}, opts.tags || {}, { op }) };
   if (opts.timeout) params.timeout = opts.timeout;
+  // opts.text: always send the text (a caller that cannot send the request again).
+  const withText = opts.text === true || !registered.has(hashOf(query));
+  if (APQ && withText) registered.add(hashOf(query));
   return {
     method: 'POST',
     url,
-    body: JSON.stringify({ query, variables: variables || {} }),
+    body: body(query, variables, withText),
     params,
+    apq: { query, variables, hashOnly: APQ && !withText },
   };
+}
+
+// A hash-only request the server did not know: sent again with its text.
+function unknownHash(req, res) {
+  return req.apq && req.apq.hashOnly && res.status === 200
+    && typeof res.body === 'string' && res.body.indexOf('PERSISTED_QUERY_NOT_FOUND') >= 0;
+}
+
+function withText(req) {
+  return { method: req.method, url: req.url, body: body(req.apq.query, req.apq.variables, true), params: req.params };
 }
 
 // Classifies one response; `tags` are the request's tags (at least { op }), also put on
@@ -96,7 +136,8 @@ export function gqlResult(res, tags) {
 // request tags, also put on graphql_failed/graphql_errors), timeout }.
 export function gql(url, query, variables, opts = {}) {
   const req = gqlRequest(url, query, variables, opts);
-  const res = http.post(req.url, req.body, req.params);
+  let res = http.post(req.url, req.body, req.params);
+  if (unknownHash(req, res)) res = http.post(req.url, withText(req).body, req.params);
   return gqlResult(res, req.params.tags);
 }
 
@@ -105,7 +146,12 @@ export function gql(url, query, variables, opts = {}) {
 // options.batchPerHost (k6 defaults 20 and 6): raise them to the batch size you need.
 export function gqlBatch(url, ops) {
   const reqs = ops.map((o) => gqlRequest(url, o.query, o.variables, o));
-  const responses = http.batch(reqs);
+  const responses = http.batch(reqs.map(({ method, url: u, body: b, params }) => ({ method, url: u, body: b, params })));
+  const again = reqs.map((req, i) => (unknownHash(req, responses[i]) ? i : -1)).filter((i) => i >= 0);
+  if (again.length > 0) {
+    const retried = http.batch(again.map((i) => withText(reqs[i])));
+    again.forEach((i, k) => { responses[i] = retried[k]; });
+  }
   return responses.map((res, i) => gqlResult(res, reqs[i].params.tags));
 }
 

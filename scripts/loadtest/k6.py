@@ -10,7 +10,7 @@ from pathlib import Path
 from loadtest.util import Fatal
 
 # Passed to k6 (every phase) when set in the environment.
-PASSED_THROUGH = ("USERS_PER_VU", "POLL", "POLL_SECONDS", "BUSY_FALLBACK_MS", "BUSY_RETRIES", "MAX_WAIT_SECONDS", "USER_ID_BASE", "ERROR_LOG_PER_VU", "MODE",
+PASSED_THROUGH = ("APQ", "USERS_PER_VU", "POLL", "POLL_SECONDS", "BUSY_FALLBACK_MS", "BUSY_RETRIES", "MAX_WAIT_SECONDS", "USER_ID_BASE", "ERROR_LOG_PER_VU", "MODE",
                   "MAX_ATTEMPTS", "PRE_VUS", "MAX_VUS", "PREP_VUS", "PREP_BATCH", "JOURNEY_RATE", "FANS_PER_VU",
                   "EXPIRY_WAIT_SECONDS", "LATENCY_SCALE", "SMOKE")
 
