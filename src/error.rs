@@ -221,3 +221,19 @@ impl From<AppError> for async_graphql::Error {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// An error of the GraphQL engine's own steps (parsing, document limits, persisted queries), not
+/// of a resolver, with our `extensions.code`.
+pub fn engine_error(message: impl Into<String>, code: &str) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(message, None);
+    set_engine_code(&mut error, code);
+    error
+}
+
+/// Sets the `extensions.code` of an engine error.
+pub fn set_engine_code(error: &mut async_graphql::ServerError, code: &str) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+}

@@ -13,7 +13,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
-use crate::error::code;
+use crate::error::{code, set_engine_code};
 use crate::metrics as m;
 
 /// Registers [`Observability`] on a schema.
@@ -61,7 +61,7 @@ impl Extension for RequestObserver {
             }
             if error_code(error).is_none() {
                 // Left uncoded only by the engine's own checks on arguments and operation names.
-                set_code(error, code::BAD_USER_INPUT);
+                set_engine_code(error, code::BAD_USER_INPUT);
             }
         }
         let operation = self.operation_label();
@@ -104,7 +104,7 @@ impl Extension for RequestObserver {
             } else {
                 code::GRAPHQL_PARSE_FAILED
             };
-            set_code(&mut error, code);
+            set_engine_code(&mut error, code);
             error
         })
     }
@@ -121,7 +121,7 @@ impl Extension for RequestObserver {
                     "Query is too complex." => code::QUERY_TOO_COMPLEX,
                     _ => code::GRAPHQL_VALIDATION_FAILED,
                 };
-                set_code(error, code);
+                set_engine_code(error, code);
             }
             errors
         })
@@ -208,11 +208,4 @@ fn error_code(error: &ServerError) -> Option<&str> {
         Value::String(code) => Some(code),
         _ => None,
     }
-}
-
-fn set_code(error: &mut ServerError, code: &str) {
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
 }

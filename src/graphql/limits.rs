@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerResult, Variables};
 
-use crate::error::code;
+use crate::error::{code, engine_error};
 
 /// The deepest nesting inside `__schema` / `__type`: room for graphql-js's introspection query
 /// (15 levels from the root) and a little more, never an unbounded `ofType` chain.
@@ -83,14 +83,14 @@ impl DocumentLimits {
             );
         }
         if shape.introspects && !self.introspection {
-            return Err(refusal(
+            return Err(engine_error(
                 "introspection is turned off on this server",
                 code::INTROSPECTION_DISABLED,
             ));
         }
         if shape.aliases > self.max_aliases {
-            return Err(refusal(
-                &format!(
+            return Err(engine_error(
+                format!(
                     "the query uses {} aliases; at most {} are allowed",
                     shape.aliases, self.max_aliases
                 ),
@@ -98,8 +98,8 @@ impl DocumentLimits {
             ));
         }
         if shape.depth > self.max_depth {
-            return Err(refusal(
-                &format!(
+            return Err(engine_error(
+                format!(
                     "the query nests fields {} deep; at most {} are allowed",
                     shape.depth, self.max_depth
                 ),
@@ -107,8 +107,8 @@ impl DocumentLimits {
             ));
         }
         if shape.introspection_depth > INTROSPECTION_MAX_DEPTH {
-            return Err(refusal(
-                &format!(
+            return Err(engine_error(
+                format!(
                     "the introspection query nests fields {} deep; at most {INTROSPECTION_MAX_DEPTH} are allowed",
                     shape.introspection_depth
                 ),
@@ -192,15 +192,6 @@ fn walk(
             }
         }
     }
-}
-
-fn refusal(message: &str, code: &str) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use async_graphql::extensions::{
 use async_graphql::{Request, ServerError, ServerResult};
 use sha2::{Digest, Sha256};
 
-use crate::error::code;
+use crate::error::{code, engine_error, set_engine_code};
 
 /// The registered operations of allow-list mode, by the hex SHA-256 of their text.
 #[derive(Clone, Default)]
@@ -85,13 +85,13 @@ impl Extension for AllowList {
         };
         let hash = hash.unwrap_or_else(|| sha256_hex(&request.query));
         let Some(query) = self.query(&hash) else {
-            return Err(refusal(
+            return Err(engine_error(
                 "this server runs registered operations only, and this is not one of them",
                 code::PERSISTED_QUERY_NOT_ALLOWED,
             ));
         };
         if !request.query.is_empty() && request.query != *query {
-            return Err(refusal(
+            return Err(engine_error(
                 "the query's text is not the one registered under its hash",
                 code::PERSISTED_QUERY_NOT_ALLOWED,
             ));
@@ -111,20 +111,11 @@ fn persisted_hash(value: async_graphql::Value) -> ServerResult<String> {
     }
     match async_graphql::from_value::<Persisted>(value) {
         Ok(persisted) if persisted.version == 1 => Ok(persisted.sha256_hash.to_ascii_lowercase()),
-        _ => Err(refusal(
+        _ => Err(engine_error(
             "`extensions.persistedQuery` must be {\"version\": 1, \"sha256Hash\": \"<hex>\"}",
             code::BAD_REQUEST,
         )),
     }
-}
-
-fn refusal(message: &str, code: &str) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    error
 }
 
 /// Gives the automatic-persisted-query extension's errors our codes (and our words where the
@@ -132,27 +123,20 @@ fn refusal(message: &str, code: &str) -> ServerError {
 pub fn recode(error: &mut ServerError) {
     match error.message.as_str() {
         // Apollo clients recognise this exact message and resend the query with its hash.
-        "PersistedQueryNotFound" => set_code(error, code::PERSISTED_QUERY_NOT_FOUND),
+        "PersistedQueryNotFound" => set_engine_code(error, code::PERSISTED_QUERY_NOT_FOUND),
         "provided sha does not match query" => {
             error.message =
                 "the persisted query's sha256Hash is not the SHA-256 of its query".into();
-            set_code(error, code::BAD_REQUEST);
+            set_engine_code(error, code::BAD_REQUEST);
         }
         message if message.contains("\"PersistedQuery\"") => {
             error.message =
                 "`extensions.persistedQuery` must be {\"version\": 1, \"sha256Hash\": \"<hex>\"}"
                     .into();
-            set_code(error, code::BAD_REQUEST);
+            set_engine_code(error, code::BAD_REQUEST);
         }
         _ => {}
     }
-}
-
-fn set_code(error: &mut ServerError, code: &str) {
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
 }
 
 #[cfg(test)]
