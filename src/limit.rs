@@ -77,13 +77,8 @@ impl BookingLimit {
     /// At most `slots` mutations at once (0 turns the limit off); a refusal tells the client to
     /// retry after about `retry_after`. A mutation longer than `latency_target` counts as slow.
     pub fn new(slots: usize, retry_after: Duration, latency_target: Duration) -> Self {
-        let slots = if slots == 0 {
-            Semaphore::MAX_PERMITS
-        } else {
-            slots
-        };
         Self {
-            slots: Arc::new(Semaphore::new(slots)),
+            slots: semaphore(slots),
             retry_after,
             meter: Arc::new(Meter {
                 target: latency_target,
@@ -136,13 +131,8 @@ impl LobbyLimit {
     /// At most `slots` operations at once (0 turns the limit off); a refusal tells the fan to
     /// come back after about `retry_after`.
     pub fn new(slots: usize, retry_after: Duration) -> Self {
-        let slots = if slots == 0 {
-            Semaphore::MAX_PERMITS
-        } else {
-            slots
-        };
         Self {
-            slots: Arc::new(Semaphore::new(slots)),
+            slots: semaphore(slots),
             retry_after,
         }
     }
@@ -157,6 +147,15 @@ impl LobbyLimit {
             }
         })
     }
+}
+
+/// A semaphore of `slots` permits; 0 means no limit.
+fn semaphore(slots: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(if slots == 0 {
+        Semaphore::MAX_PERMITS
+    } else {
+        slots
+    }))
 }
 
 /// `base` spread over ±50 %, so refused clients do not all come back in the same instant.

@@ -10,9 +10,10 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
     NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
+use super::field_order::for_each_root_field;
 use crate::error::{code, set_engine_code};
 use crate::metrics as m;
 
@@ -160,47 +161,12 @@ fn root_fields_of(document: &ExecutableDocument) -> Vec<(Option<String>, BTreeSe
         .iter()
         .map(|(name, operation)| {
             let mut fields = BTreeSet::new();
-            collect_fields(document, &operation.node.selection_set.node, &mut fields, 0);
+            for_each_root_field(document, &operation.node.selection_set.node, &mut |field| {
+                fields.insert(field.name.node.to_string());
+            });
             (name.map(ToString::to_string), fields)
         })
         .collect()
-}
-
-fn collect_fields(
-    document: &ExecutableDocument,
-    set: &SelectionSet,
-    fields: &mut BTreeSet<String>,
-    depth: usize,
-) {
-    // Fragments may not form cycles (validation), but this runs before validation has said so.
-    if depth > 8 {
-        return;
-    }
-    for selection in &set.items {
-        match &selection.node {
-            Selection::Field(field) => {
-                fields.insert(field.node.name.node.to_string());
-            }
-            Selection::InlineFragment(fragment) => {
-                collect_fields(
-                    document,
-                    &fragment.node.selection_set.node,
-                    fields,
-                    depth + 1,
-                );
-            }
-            Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    collect_fields(
-                        document,
-                        &fragment.node.selection_set.node,
-                        fields,
-                        depth + 1,
-                    );
-                }
-            }
-        }
-    }
 }
 
 fn error_code(error: &ServerError) -> Option<&str> {

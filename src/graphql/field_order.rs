@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{Name, Response, ServerResult, Value, Variables};
 
 /// Registers [`RootOrder`] on a schema.
@@ -46,7 +46,7 @@ impl Extension for RootOrder {
             .iter()
             .map(|(name, operation)| {
                 let mut keys = Vec::new();
-                response_keys(&document, &operation.node.selection_set.node, &mut keys, 0);
+                response_keys(&document, &operation.node.selection_set.node, &mut keys);
                 (name.map(ToString::to_string), keys)
             })
             .collect();
@@ -84,10 +84,32 @@ impl Extension for RootOrder {
 }
 
 /// The response keys `set` produces, in document order, each once.
-fn response_keys(
+fn response_keys(document: &ExecutableDocument, set: &SelectionSet, keys: &mut Vec<Name>) {
+    for_each_root_field(document, set, &mut |field| {
+        let key = field
+            .alias
+            .as_ref()
+            .map_or(&field.name.node, |alias| &alias.node);
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    });
+}
+
+/// Calls `visit` with each field `set` selects at its own level, through inline fragments and
+/// fragment spreads, in document order (the root fields, for a root selection set).
+pub(super) fn for_each_root_field(
     document: &ExecutableDocument,
     set: &SelectionSet,
-    keys: &mut Vec<Name>,
+    visit: &mut impl FnMut(&Field),
+) {
+    walk(document, set, visit, 0);
+}
+
+fn walk(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    visit: &mut impl FnMut(&Field),
     spreads: usize,
 ) {
     // Fragment cycles are refused by validation, which runs after this.
@@ -96,25 +118,16 @@ fn response_keys(
     }
     for selection in &set.items {
         match &selection.node {
-            Selection::Field(field) => {
-                let key = field
-                    .node
-                    .alias
-                    .as_ref()
-                    .map_or(&field.node.name.node, |alias| &alias.node);
-                if !keys.contains(key) {
-                    keys.push(key.clone());
-                }
-            }
+            Selection::Field(field) => visit(&field.node),
             Selection::InlineFragment(fragment) => {
-                response_keys(document, &fragment.node.selection_set.node, keys, spreads);
+                walk(document, &fragment.node.selection_set.node, visit, spreads);
             }
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                    response_keys(
+                    walk(
                         document,
                         &fragment.node.selection_set.node,
-                        keys,
+                        visit,
                         spreads + 1,
                     );
                 }

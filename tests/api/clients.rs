@@ -309,29 +309,35 @@ fn clients_dir() -> std::path::PathBuf {
     dir
 }
 
-/// The graphql-http audit suite (npm, pinned in scripts/graphql-clients) against this server:
-/// every MUST of the GraphQL-over-HTTP specification, and at least 21 of its 23 SHOULDs.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_graphql_over_http_audit_passes() {
-    let app = TestApp::spawn().await;
-    let dir = clients_dir();
+/// Runs `script` of scripts/graphql-clients with Node; returns the JSON line it printed last and
+/// whether it exited 0.
+async fn run_client_script(script: &str, args: &[&str]) -> (Value, bool) {
     let output = tokio::process::Command::new("node")
-        .arg(dir.join("audit.mjs"))
-        .arg(app.url("/graphql"))
+        .arg(clients_dir().join(script))
+        .args(args)
         .output()
         .await
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = stdout
+    let printed = stdout
         .lines()
         .last()
         .and_then(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| {
             panic!(
-                "no audit report: {stdout} {}",
+                "{script} printed no result: {stdout} {}",
                 String::from_utf8_lossy(&output.stderr)
             )
         });
+    (printed, output.status.success())
+}
+
+/// The graphql-http audit suite (npm, pinned in scripts/graphql-clients) against this server:
+/// every MUST of the GraphQL-over-HTTP specification, and at least 21 of its 23 SHOULDs.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_graphql_over_http_audit_passes() {
+    let app = TestApp::spawn().await;
+    let (report, passed) = run_client_script("audit.mjs", &[&app.url("/graphql")]).await;
     assert_eq!(
         report["must"]["ok"], report["must"]["total"],
         "every MUST passes: {report:#}"
@@ -340,7 +346,7 @@ async fn the_graphql_over_http_audit_passes() {
         report["should"]["ok"].as_u64().unwrap_or(0) >= 21,
         "at least 21 SHOULDs pass: {report:#}"
     );
-    assert!(output.status.success(), "{report:#}");
+    assert!(passed, "{report:#}");
 }
 
 /// GraphiQL is served by the server itself: the page names no other host, and every asset it
@@ -406,26 +412,11 @@ async fn graphiql_works_in_a_real_browser() {
             .display()
             .to_string()
     });
-    let output = tokio::process::Command::new("node")
-        .arg(clients_dir().join("graphiql.mjs"))
-        .arg(app.url("/"))
-        .arg(app.token_for(1))
-        .arg(&queue_token)
-        .arg(&screenshot)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let seen: Value = stdout
-        .lines()
-        .last()
-        .and_then(|line| serde_json::from_str(line).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result: {stdout} {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
+    let (seen, passed) = run_client_script(
+        "graphiql.mjs",
+        &[&app.url("/"), &app.token_for(1), &queue_token, &screenshot],
+    )
+    .await;
     assert_eq!(seen["offLoopback"], serde_json::json!([]), "{seen:#}");
     assert!(
         seen["steps"]["docs"]
@@ -437,7 +428,7 @@ async fn graphiql_works_in_a_real_browser() {
     assert_eq!(seen["steps"]["query"]["data"]["me"]["id"], "1", "{seen:#}");
     let status = &seen["steps"]["subscription"]["data"]["queueStatus"]["status"];
     assert!(status == "ACTIVE" || status == "WAITING", "{seen:#}");
-    assert!(output.status.success(), "{seen:#}");
+    assert!(passed, "{seen:#}");
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "a screenshot of the page: {size} bytes");
 }
