@@ -108,14 +108,10 @@ impl Application {
         }
         let background = CancellationToken::new();
         spawn_background(&app, &background)?;
-        let schema = graphql::build_schema(app.clone())?;
+        let api = graphql::build_api(app.clone())?;
         Ok(Self {
             listener,
-            state: AppState {
-                app,
-                schema,
-                metrics,
-            },
+            state: AppState { app, api, metrics },
             background: background.drop_guard(),
         })
     }

@@ -15,11 +15,8 @@
 //! `__schema` or `__type` is refused with `INTROSPECTION_DISABLED`; `__typename` stays allowed
 //! (clients add it to every selection).
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ServerResult;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerResult, Variables};
 
 use crate::error::{code, engine_error};
 
@@ -27,7 +24,7 @@ use crate::error::{code, engine_error};
 /// (15 levels from the root) and a little more, never an unbounded `ofType` chain.
 pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 
-/// Registers the document limits on a schema.
+/// The limits every document is checked against once parsed.
 #[derive(Clone, Copy)]
 pub struct DocumentLimits {
     /// The deepest nesting of the API's own fields.
@@ -36,27 +33,6 @@ pub struct DocumentLimits {
     pub introspection: bool,
     /// The most aliased fields in one document.
     pub max_aliases: usize,
-}
-
-impl ExtensionFactory for DocumentLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(*self)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for DocumentLimits {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        self.check(&document)?;
-        Ok(document)
-    }
 }
 
 /// What the walk over a document found.
@@ -71,7 +47,8 @@ struct Shape {
 }
 
 impl DocumentLimits {
-    fn check(&self, document: &ExecutableDocument) -> ServerResult<()> {
+    /// Refuses a document over a limit, with the limit's code.
+    pub(super) fn check(&self, document: &ExecutableDocument) -> ServerResult<()> {
         let mut shape = Shape::default();
         for (_, operation) in document.operations.iter() {
             walk(

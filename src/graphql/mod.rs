@@ -2,14 +2,15 @@
 //! Resolvers stay thin: parse arguments, call one service function, convert the result.
 
 mod account;
+mod api;
 pub(crate) mod catalogue;
 pub mod context;
 mod cost;
-mod extension;
 mod field_order;
 mod holds;
 mod limits;
 pub mod loaders;
+mod observe;
 mod payments;
 pub mod persisted;
 mod points;
@@ -17,13 +18,11 @@ mod queue;
 mod reservations;
 mod seat_changes;
 
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::app::App;
 
+pub use api::{Prepared, PreparedBatch};
 pub use context::QueueTokenHeader;
 pub use loaders::Loaders;
 
@@ -54,6 +53,9 @@ pub struct Subscription(
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
+/// The API this server serves (see `api`).
+pub type AppApi = api::Api<Query, Mutation, Subscription>;
+
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(
         Query::default(),
@@ -62,36 +64,35 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     )
 }
 
-/// The schema served by this instance, with the configured limits. Fails when the allow-list of
-/// `GRAPHQL_ALLOWED_OPERATIONS` cannot be read.
-pub fn build_schema(app: App) -> anyhow::Result<AppSchema> {
+/// The API served by this instance: the schema with the configured limits, and the steps around
+/// each operation (`api`). Fails when the allow-list of `GRAPHQL_ALLOWED_OPERATIONS` cannot be
+/// read.
+pub fn build_api(app: App) -> anyhow::Result<AppApi> {
     let config = app.config.clone();
     let mut builder = builder();
     if !config.graphql_introspection {
         builder = builder.disable_introspection();
     }
     // Registered operations only, or automatic persisted queries (see `persisted`).
-    builder = match &config.graphql_allowed_operations {
-        Some(path) => builder.extension(
+    let persisted = match &config.graphql_allowed_operations {
+        Some(path) => persisted::Persisted::AllowList(
             persisted::AllowList::load(path)
                 .map_err(|err| anyhow::anyhow!("GRAPHQL_ALLOWED_OPERATIONS: {err}"))?,
         ),
-        None => builder.extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-            config.persisted_query_cache.max(1),
-        ))),
+        None => persisted::Persisted::automatic(config.persisted_query_cache),
     };
-    Ok(builder
-        .extension(limits::DocumentLimits {
-            max_depth: config.graphql_max_depth,
-            introspection: config.graphql_introspection,
-            max_aliases: config.graphql_max_aliases,
-        })
-        .extension(field_order::FieldOrder)
+    let limits = limits::DocumentLimits {
+        max_depth: config.graphql_max_depth,
+        introspection: config.graphql_introspection,
+        max_aliases: config.graphql_max_aliases,
+    };
+    // No `.extension(...)`: see `api` for why.
+    let schema = builder
         .limit_complexity(config.graphql_max_complexity)
         .limit_directives(config.graphql_max_directives)
-        .extension(extension::Observability)
         .data(app)
-        .finish())
+        .finish();
+    Ok(AppApi::new(schema, persisted, limits))
 }
 
 /// The schema in SDL, as committed in `schema.graphql`. Limits do not change the schema, so no

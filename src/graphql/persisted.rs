@@ -1,10 +1,11 @@
 //! Persisted queries: a client may send the SHA-256 of a query instead of its text.
 //!
-//! - **Automatic persisted queries** (the Apollo convention, async-graphql's extension): a request
+//! - **Automatic persisted queries** (the Apollo convention; async-graphql's LRU storage): a request
 //!   with `extensions.persistedQuery = {version: 1, sha256Hash}` and no `query` runs the query this
 //!   instance saw with that hash; if it has not seen it, the answer is `PERSISTED_QUERY_NOT_FOUND`
 //!   (message `PersistedQueryNotFound`, as Apollo clients expect) and the client sends the text
-//!   with the hash once. Each instance remembers the last `PERSISTED_QUERY_CACHE` queries.
+//!   with the hash once. Each instance remembers the last `PERSISTED_QUERY_CACHE` queries, parsed,
+//!   so a known hash is not parsed again.
 //! - **Allow-list mode** (`GRAPHQL_ALLOWED_OPERATIONS`, a JSON file `{"<sha256 hex>": "<query>"}`):
 //!   only the registered operations run, sent by hash or as text; anything else is refused with
 //!   `PERSISTED_QUERY_NOT_ALLOWED` before it is parsed.
@@ -12,13 +13,66 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
-use async_graphql::{Request, ServerError, ServerResult};
+use async_graphql::extensions::apollo_persisted_queries::{CacheStorage, LruCacheStorage};
+use async_graphql::{Request, ServerResult};
 use sha2::{Digest, Sha256};
 
-use crate::error::{code, engine_error, set_engine_code};
+use crate::error::{code, engine_error};
+
+/// How this instance treats a request's `extensions.persistedQuery`.
+#[derive(Clone)]
+pub enum Persisted {
+    /// Automatic persisted queries, remembered per instance.
+    Automatic(LruCacheStorage),
+    /// Registered operations only.
+    AllowList(AllowList),
+}
+
+impl Persisted {
+    /// Automatic persisted queries remembering the last `capacity` documents.
+    pub fn automatic(capacity: usize) -> Self {
+        Self::Automatic(LruCacheStorage::new(capacity.max(1)))
+    }
+
+    /// The request with its document: the text it carries, or the one its hash stands for.
+    pub async fn resolve(&self, request: Request) -> ServerResult<Request> {
+        match self {
+            Self::Automatic(storage) => automatic(storage, request).await,
+            Self::AllowList(list) => list.resolve(request),
+        }
+    }
+}
+
+/// Apollo's protocol: a hash alone runs the document remembered for it, or asks for its text
+/// (`PersistedQueryNotFound`); a hash with its text is remembered.
+async fn automatic(storage: &LruCacheStorage, mut request: Request) -> ServerResult<Request> {
+    let Some(value) = request.extensions.remove("persistedQuery") else {
+        return Ok(request);
+    };
+    let hash = persisted_hash(value)?;
+    if request.query.is_empty() {
+        let Some(document) = storage.get(hash).await else {
+            // Apollo clients recognise this exact message and resend the query with its hash.
+            return Err(engine_error(
+                "PersistedQueryNotFound",
+                code::PERSISTED_QUERY_NOT_FOUND,
+            ));
+        };
+        request.set_parsed_query(document);
+        return Ok(request);
+    }
+    if sha256_hex(&request.query) != hash {
+        return Err(engine_error(
+            "the persisted query's sha256Hash is not the SHA-256 of its query",
+            code::BAD_REQUEST,
+        ));
+    }
+    let document = request
+        .parsed_query()
+        .map_err(super::observe::parse_error)?;
+    storage.set(hash, document.clone()).await;
+    Ok(request)
+}
 
 /// The registered operations of allow-list mode, by the hex SHA-256 of their text.
 #[derive(Clone, Default)]
@@ -65,20 +119,9 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-impl ExtensionFactory for AllowList {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(self.clone())
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for AllowList {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+impl AllowList {
+    /// Only a registered operation passes, sent by its hash or as its text.
+    fn resolve(&self, mut request: Request) -> ServerResult<Request> {
         let hash = match request.extensions.remove("persistedQuery") {
             Some(value) => Some(persisted_hash(value)?),
             None => None,
@@ -97,7 +140,7 @@ impl Extension for AllowList {
             ));
         }
         request.query = query.clone();
-        next.run(ctx, request).await
+        Ok(request)
     }
 }
 
@@ -115,27 +158,6 @@ fn persisted_hash(value: async_graphql::Value) -> ServerResult<String> {
             "`extensions.persistedQuery` must be {\"version\": 1, \"sha256Hash\": \"<hex>\"}",
             code::BAD_REQUEST,
         )),
-    }
-}
-
-/// Gives the automatic-persisted-query extension's errors our codes (and our words where the
-/// protocol does not fix the message).
-pub fn recode(error: &mut ServerError) {
-    match error.message.as_str() {
-        // Apollo clients recognise this exact message and resend the query with its hash.
-        "PersistedQueryNotFound" => set_engine_code(error, code::PERSISTED_QUERY_NOT_FOUND),
-        "provided sha does not match query" => {
-            error.message =
-                "the persisted query's sha256Hash is not the SHA-256 of its query".into();
-            set_engine_code(error, code::BAD_REQUEST);
-        }
-        message if message.contains("\"PersistedQuery\"") => {
-            error.message =
-                "`extensions.persistedQuery` must be {\"version\": 1, \"sha256Hash\": \"<hex>\"}"
-                    .into();
-            set_engine_code(error, code::BAD_REQUEST);
-        }
-        _ => {}
     }
 }
 

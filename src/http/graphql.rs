@@ -12,7 +12,6 @@
 //! Request-level failures (unreadable or oversized body, too many operations, timeout) still
 //! answer in GraphQL's error shape with a stable code.
 
-use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -27,7 +26,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::state::{AppState, QUEUE_TOKEN_HEADER};
 use crate::config::Config;
 use crate::error::{AppError, code};
-use crate::graphql::{Loaders, QueueTokenHeader};
+use crate::graphql::{Loaders, PreparedBatch, QueueTokenHeader};
 
 /// How much of an oversized body is still read (and thrown away) before the 413 is sent, so a
 /// browser still uploading reads the answer instead of a reset connection; a larger body is cut
@@ -101,7 +100,14 @@ pub(super) async fn post(
         Ok(batch) => batch,
         Err((status, err)) => return error_response(format, status, err),
     };
-    run(&state, &headers, batch, format).await
+    run(&state, &headers, batch, format, Method::Post).await
+}
+
+/// How the request came: a `GET` may not run a mutation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
 }
 
 /// The parameters of `GET /graphql`.
@@ -116,7 +122,8 @@ pub(super) struct GetParams {
     extensions: Option<String>,
 }
 
-/// `GET /graphql`: a query from the URL's parameters; without one, GraphiQL (a browser).
+/// `GET /graphql`: a query (or a persisted query's hash) from the URL's parameters; without
+/// either, GraphiQL (a browser).
 pub(super) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -133,10 +140,12 @@ pub(super) async fn get(
             );
         }
     };
-    let Some(query) = params.query.filter(|query| !query.trim().is_empty()) else {
+    let query = params.query.filter(|query| !query.trim().is_empty());
+    if query.is_none() && params.extensions.is_none() {
+        // A browser: neither a query nor a persisted query's hash.
         return super::graphiql::page().into_response();
-    };
-    let mut request = async_graphql::Request::new(query);
+    }
+    let mut request = async_graphql::Request::new(query.unwrap_or_default());
     request.operation_name = params.operation_name;
     match json_param(params.variables.as_deref(), "variables") {
         Ok(Some(variables)) => {
@@ -164,18 +173,14 @@ pub(super) async fn get(
         Ok(None) => {}
         Err(err) => return error_response(format, StatusCode::BAD_REQUEST, err),
     }
-    if has_mutation(&mut request) {
-        let mut response = error_response(
-            format,
-            StatusCode::METHOD_NOT_ALLOWED,
-            AppError::BadRequest("mutations are sent with POST, not GET".into()),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    run(&state, &headers, BatchRequest::Single(request), format).await
+    run(
+        &state,
+        &headers,
+        BatchRequest::Single(request),
+        format,
+        Method::Get,
+    )
+    .await
 }
 
 /// A JSON-encoded URL parameter, if present.
@@ -188,12 +193,14 @@ fn json_param(value: Option<&str>, name: &str) -> Result<Option<serde_json::Valu
     }
 }
 
-/// Adds what resolvers read from the request (loaders, the caller, the queue token), then runs.
+/// Adds what resolvers read from the request (loaders, the caller, the queue token), prepares
+/// each operation (its document, resolved from a persisted-query hash if need be), then runs.
 async fn run(
     state: &AppState,
     headers: &HeaderMap,
     batch: BatchRequest,
     format: Format,
+    method: Method,
 ) -> Response {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let identity = state
@@ -209,6 +216,18 @@ async fn run(
         ))
         .data(identity)
         .data(queue_token);
+    let batch = state.api.prepare_batch(batch).await;
+    if method == Method::Get && batch.mutates() {
+        let mut response = error_response(
+            format,
+            StatusCode::METHOD_NOT_ALLOWED,
+            AppError::BadRequest("mutations are sent with POST, not GET".into()),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
     execute_within_timeout(state, batch, format).await
 }
 
@@ -221,14 +240,14 @@ async fn run(
 /// waiting for them and they change nothing.
 async fn execute_within_timeout(
     state: &AppState,
-    mut batch: BatchRequest,
+    batch: PreparedBatch,
     format: Format,
 ) -> Response {
     let config = &state.app.config;
-    let mutates = batch.iter_mut().any(has_mutation);
-    let schema = state.schema.clone();
+    let mutates = batch.mutates();
+    let api = state.api.clone();
     let task = tokio::spawn(
-        crate::metrics::GRAPHQL_TASKS.instrument(async move { schema.execute_batch(batch).await }),
+        crate::metrics::GRAPHQL_TASKS.instrument(async move { api.run_batch(batch).await }),
     );
     let mut task = if mutates {
         Either::Left(task) // dropping a JoinHandle detaches the task
@@ -256,17 +275,6 @@ async fn execute_within_timeout(
             AppError::Timeout(config.request_timeout_ms),
         ),
     }
-}
-
-/// Whether the request's document defines a mutation (an unparsable one does not: it fails
-/// before anything runs). The parsed document is kept on the request, so it is parsed once.
-fn has_mutation(request: &mut async_graphql::Request) -> bool {
-    request.parsed_query().is_ok_and(|document| {
-        document
-            .operations
-            .iter()
-            .any(|(_, operation)| operation.node.ty == OperationType::Mutation)
-    })
 }
 
 /// Reads a body of at most `limit` bytes. A larger one is still read to its end (up to

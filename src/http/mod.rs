@@ -89,7 +89,7 @@ async fn graphql_ws(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
             let app = state.app.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+            GraphQLWebSocket::new(socket, state.api.clone(), protocol)
                 .on_connection_init(move |payload| async move { connection_data(&app, &payload) })
                 .serve()
         })

@@ -7,6 +7,6 @@ pub const QUEUE_TOKEN_HEADER: &str = "queue-token";
 #[derive(Clone)]
 pub struct AppState {
     pub app: crate::app::App,
-    pub schema: crate::graphql::AppSchema,
+    pub api: crate::graphql::AppApi,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }

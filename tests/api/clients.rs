@@ -482,6 +482,55 @@ async fn automatic_persisted_queries_round_trip() {
     );
 }
 
+/// `GET` with a persisted query's hash alone runs the query (Apollo clients send hashed queries
+/// that way); a mutation sent by its hash alone is still a mutation, and `GET` refuses it (405)
+/// before anything runs. (The document is only known once the hash is looked up.)
+#[tokio::test(flavor = "multi_thread")]
+async fn persisted_queries_run_over_get_but_mutations_do_not() {
+    let (app, fans) = TestApp::staged(4, 1, 0, |_| {}).await;
+    let get_hash = |text: &str| {
+        let persisted =
+            serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(text) } });
+        url::Url::parse_with_params(
+            &app.url("/graphql"),
+            [("extensions", persisted.to_string().as_str())],
+        )
+        .unwrap()
+    };
+    let query = "{ concerts(limit: 1) { id } }";
+    let persisted =
+        serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(query) } });
+    app.post_json(&serde_json::json!({ "query": query, "extensions": persisted }))
+        .await;
+    let response = app
+        .client
+        .get(get_hash(query).as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["data"]["concerts"].is_array(), "{body}");
+
+    let mutation = "mutation { enterQueue(concertId: \"1\") { token } }";
+    let persisted =
+        serde_json::json!({ "persistedQuery": { "version": 1, "sha256Hash": sha256(mutation) } });
+    // Remembered once, sent with its text (and without a caller: it is refused, not run).
+    let (_, body) = app
+        .post_json(&serde_json::json!({ "query": mutation, "extensions": persisted }))
+        .await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+
+    let mut get = app.client.get(get_hash(mutation).as_str());
+    for (name, value) in app.headers_of(&fans[0]) {
+        get = get.header(name, value);
+    }
+    let response = get.send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+}
+
 /// Allow-list mode runs the registered operations only, by hash or as text.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_allow_list_runs_registered_operations_only() {
