@@ -54,6 +54,43 @@ async fn the_seat_map_is_cached_and_every_hold_invalidates_it() {
     );
 }
 
+/// Each instance keeps its own copy of a cached map (no Redis read, nothing to decode) and drops
+/// it when the change feed tells of a change, whichever instance made it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_keeps_its_copy_of_a_map_until_the_feed_tells_of_a_change() {
+    let (app, _fan) = staged().await;
+    app.graphql(SEATS).await;
+    // Gone from Redis: the answer still comes from this instance's copy, with no SQL.
+    let mut redis = app.take_redis_connection().await;
+    let _: () = redis::cmd("DEL")
+        .arg(app.redis_key("seatmap:1"))
+        .query_async(&mut *redis)
+        .await
+        .unwrap();
+    let before = app.statements_run();
+    assert_eq!(
+        statuses(&app.graphql(SEATS).await),
+        ["AVAILABLE", "AVAILABLE", "AVAILABLE"]
+    );
+    assert_eq!(app.statements_run() - before, 0, "served from the copy");
+
+    // Another instance sold seat 3 (written here straight to the table) and said so on the feed.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE seats SET status = 'SOLD' WHERE number = 3"),
+        &mut app.db().await,
+    )
+    .await
+    .unwrap();
+    let change = json!({ "schedule_id": 1, "seat_ids": [3], "status": "SOLD" });
+    app.seat_map_service()
+        .receive(change.to_string().as_bytes());
+    assert_eq!(
+        statuses(&app.graphql(SEATS).await),
+        ["AVAILABLE", "AVAILABLE", "SOLD"],
+        "the copy was dropped and the map read again"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn seat_changes_are_pushed_to_subscribers() {
     let (app, fan) = staged().await;

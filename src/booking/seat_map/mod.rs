@@ -1,5 +1,5 @@
 //! The seat map of each schedule as fans see it, kept fresh across instances:
-//! - [`cache`]: the maps, cached in Redis for a short TTL;
+//! - [`cache`]: the maps, cached in process and in Redis for a short TTL;
 //! - [`counts`]: free-seat counts, cached in process for the same TTL;
 //! - [`feed`]: the seat changes pushed to `seatChanges` subscribers on every instance.
 //!
@@ -42,6 +42,7 @@ impl SeatMap {
     /// subscribers.
     pub async fn changed(&self, change: SeatChange) {
         self.counts.invalidate(change.schedule_id);
+        self.maps.invalidate(change.schedule_id);
         let payload = serde_json::to_string(&change).expect("a seat change always serializes");
         let mut pipe = redis::pipe();
         pipe.del(self.maps.key(change.schedule_id))
@@ -66,6 +67,7 @@ impl SeatMap {
         match serde_json::from_slice::<SeatChange>(payload) {
             Ok(change) => {
                 self.counts.invalidate(change.schedule_id);
+                self.maps.invalidate(change.schedule_id);
                 self.feed.deliver(change);
             }
             Err(err) => tracing::warn!(error = %err, "ignoring a malformed seat change"),

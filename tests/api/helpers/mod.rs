@@ -244,6 +244,15 @@ impl TestApp {
     }
 
     /// The admitter of this server, ticked by hand (the one [`TestApp::admit`] ticks).
+    pub fn seat_map_service(&self) -> &concert_reservation::booking::seat_map::SeatMap {
+        &self.context.seat_map
+    }
+
+    /// A Redis key of this test's prefix.
+    pub fn redis_key(&self, name: &str) -> String {
+        self.context.redis.key(name)
+    }
+
     pub fn admitter(&self) -> &concert_reservation::queue::admitter::Admitter {
         &self.admitter
     }
