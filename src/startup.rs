@@ -111,7 +111,7 @@ impl Application {
         let api = graphql::build_api(app.clone())?;
         Ok(Self {
             listener,
-            state: AppState { app, api, metrics },
+            state: AppState::new(app, api, metrics),
             background: background.drop_guard(),
         })
     }

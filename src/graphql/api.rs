@@ -2,8 +2,9 @@
 //! each operation, in this order:
 //! 1. persisted queries: a hash becomes its document, or only registered operations pass
 //!    ([`super::persisted`]);
-//! 2. the document is parsed (once: a remembered persisted query is already parsed) and checked
-//!    against the document limits ([`super::limits`]);
+//! 2. the document is parsed, or taken from the documents already parsed ([`super::documents`];
+//!    a remembered persisted query is parsed too), and checked against the document limits
+//!    ([`super::limits`]);
 //! 3. the engine validates it (cost, directives, nesting) and executes it;
 //! 4. every error the engine produced gets our code, the root fields come back in the query's
 //!    order ([`super::field_order`]), and the operation is counted and timed
@@ -25,6 +26,7 @@ use async_graphql::{Response, Schema, ServerError, ServerResult, SubscriptionTyp
 use futures::future::join_all;
 use futures::stream::{self, BoxStream, StreamExt};
 
+use super::documents::Documents;
 use super::field_order::{for_each_root_field, reorder};
 use super::limits::DocumentLimits;
 use super::observe;
@@ -35,6 +37,7 @@ use super::persisted::Persisted;
 pub struct Api<Query, Mutation, Subscription> {
     schema: Schema<Query, Mutation, Subscription>,
     persisted: Persisted,
+    documents: Documents,
     limits: DocumentLimits,
 }
 
@@ -43,6 +46,7 @@ impl<Q, M, S> Clone for Api<Q, M, S> {
         Self {
             schema: self.schema.clone(),
             persisted: self.persisted.clone(),
+            documents: self.documents.clone(),
             limits: self.limits,
         }
     }
@@ -83,6 +87,7 @@ where
         Self {
             schema,
             persisted,
+            documents: Documents::new(),
             limits,
         }
     }
@@ -146,7 +151,10 @@ where
     async fn check(&self, request: Request) -> ServerResult<(Request, Plan)> {
         let mut request = self.persisted.resolve(request).await?;
         let operation_name = request.operation_name.clone();
-        let document = request.parsed_query().map_err(observe::parse_error)?;
+        let document = self
+            .documents
+            .parse(&mut request)
+            .map_err(observe::parse_error)?;
         self.limits.check(document)?;
         let plan = Plan::of(document, operation_name.as_deref());
         Ok((request, plan))

@@ -42,14 +42,18 @@ impl CatalogueQuery {
     /// One concert, or null when there is none with this id.
     async fn concert(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ConcertObject>> {
         let id = ConcertId::parse(&id)?;
-        Ok(loaders(ctx).concerts.load_one(id).await?.map(ConcertObject))
+        Ok(loaders(ctx)
+            .concerts()
+            .load_one(id)
+            .await?
+            .map(ConcertObject))
     }
 
     /// One schedule (performance), or null when there is none with this id.
     async fn schedule(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ScheduleObject>> {
         let id = ScheduleId::parse(&id)?;
         Ok(loaders(ctx)
-            .schedules
+            .schedules()
             .load_one(id)
             .await?
             .map(ScheduleObject))
@@ -77,7 +81,7 @@ impl ConcertObject {
     #[graphql(complexity = "super::cost::SCHEDULES_PER_CONCERT * child_complexity")]
     async fn schedules(&self, ctx: &Context<'_>) -> Result<Vec<ScheduleObject>> {
         let schedules = loaders(ctx)
-            .schedules_by_concert
+            .schedules_by_concert()
             .load_one(self.0.id)
             .await?;
         Ok(schedules
@@ -106,7 +110,7 @@ impl ScheduleObject {
     }
 
     async fn concert(&self, ctx: &Context<'_>) -> Result<ConcertObject> {
-        let concert = loaders(ctx).concerts.load_one(self.0.concert_id).await?;
+        let concert = loaders(ctx).concerts().load_one(self.0.concert_id).await?;
         let concert = concert.ok_or_else(|| {
             AppError::internal(anyhow::anyhow!("schedule {} has no concert", self.0.id))
         })?;
@@ -116,7 +120,7 @@ impl ScheduleObject {
     /// Every seat of this performance, by number.
     #[graphql(complexity = "super::cost::SEATS_PER_SCHEDULE * child_complexity")]
     async fn seats(&self, ctx: &Context<'_>) -> Result<Vec<SeatObject>> {
-        let seats = loaders(ctx).seats_by_schedule.load_one(self.0.id).await?;
+        let seats = loaders(ctx).seats_by_schedule().load_one(self.0.id).await?;
         Ok(seats
             .unwrap_or_default()
             .into_iter()
@@ -127,7 +131,7 @@ impl ScheduleObject {
     /// How many seats are AVAILABLE right now.
     async fn available_seats(&self, ctx: &Context<'_>) -> Result<i32> {
         let available = loaders(ctx)
-            .available_by_schedule
+            .available_by_schedule()
             .load_one(self.0.id)
             .await?
             .unwrap_or(0); // no row: no free seat

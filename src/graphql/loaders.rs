@@ -1,7 +1,7 @@
 //! Dataloaders: each turns the many lookups of one GraphQL request into one SQL statement.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
@@ -36,36 +36,87 @@ const MAX_BATCH: usize = 10_000;
 /// How long a loader waits for more keys before it queries.
 const BATCH_DELAY: std::time::Duration = std::time::Duration::ZERO;
 
-/// The loaders of one request (or one websocket connection), added to its GraphQL data.
+/// The loaders of one request (or one websocket connection), added to its GraphQL data. Each is
+/// made the first time a resolver asks for it: most operations use one or two of them, or none
+/// (`queueStatus`, a hold, a payment), and the seven made for every request showed in profiles.
 #[derive(Clone)]
-pub struct Loaders {
-    pub concerts: Arc<DataLoader<ConcertsById>>,
-    pub schedules: Arc<DataLoader<SchedulesById>>,
-    pub schedules_by_concert: Arc<DataLoader<SchedulesByConcert>>,
-    pub seats_by_schedule: Arc<DataLoader<SeatsBySchedule>>,
-    pub available_by_schedule: Arc<DataLoader<AvailableBySchedule>>,
-    pub seats_by_reservation: Arc<DataLoader<SeatsByReservation>>,
-    pub payment_by_reservation: Arc<DataLoader<PaymentByReservation>>,
+pub struct Loaders(Arc<Lazy>);
+
+struct Lazy {
+    db: Database,
+    seat_map: SeatMap,
+    directory: ConcertDirectory,
+    concerts: OnceLock<DataLoader<ConcertsById>>,
+    schedules: OnceLock<DataLoader<SchedulesById>>,
+    schedules_by_concert: OnceLock<DataLoader<SchedulesByConcert>>,
+    seats_by_schedule: OnceLock<DataLoader<SeatsBySchedule>>,
+    available_by_schedule: OnceLock<DataLoader<AvailableBySchedule>>,
+    seats_by_reservation: OnceLock<DataLoader<SeatsByReservation>>,
+    payment_by_reservation: OnceLock<DataLoader<PaymentByReservation>>,
+}
+
+fn loader<T: Send + Sync + 'static>(inner: T) -> DataLoader<T> {
+    DataLoader::new(inner, tokio::spawn)
+        .max_batch_size(MAX_BATCH)
+        .delay(BATCH_DELAY)
 }
 
 impl Loaders {
     pub fn new(db: &Database, seat_map: &SeatMap, directory: &ConcertDirectory) -> Self {
-        fn loader<T: Send + Sync + 'static>(inner: T) -> Arc<DataLoader<T>> {
-            Arc::new(
-                DataLoader::new(inner, tokio::spawn)
-                    .max_batch_size(MAX_BATCH)
-                    .delay(BATCH_DELAY),
-            )
-        }
-        Self {
-            concerts: loader(ConcertsById(db.clone())),
-            schedules: loader(SchedulesById(db.clone(), directory.clone())),
-            schedules_by_concert: loader(SchedulesByConcert(db.clone())),
-            seats_by_schedule: loader(SeatsBySchedule(db.clone(), seat_map.clone())),
-            available_by_schedule: loader(AvailableBySchedule(db.clone(), seat_map.clone())),
-            seats_by_reservation: loader(SeatsByReservation(db.clone())),
-            payment_by_reservation: loader(PaymentByReservation(db.clone())),
-        }
+        Self(Arc::new(Lazy {
+            db: db.clone(),
+            seat_map: seat_map.clone(),
+            directory: directory.clone(),
+            concerts: OnceLock::new(),
+            schedules: OnceLock::new(),
+            schedules_by_concert: OnceLock::new(),
+            seats_by_schedule: OnceLock::new(),
+            available_by_schedule: OnceLock::new(),
+            seats_by_reservation: OnceLock::new(),
+            payment_by_reservation: OnceLock::new(),
+        }))
+    }
+
+    pub fn concerts(&self) -> &DataLoader<ConcertsById> {
+        let lazy = &self.0;
+        lazy.concerts
+            .get_or_init(|| loader(ConcertsById(lazy.db.clone())))
+    }
+
+    pub fn schedules(&self) -> &DataLoader<SchedulesById> {
+        let lazy = &self.0;
+        lazy.schedules
+            .get_or_init(|| loader(SchedulesById(lazy.db.clone(), lazy.directory.clone())))
+    }
+
+    pub fn schedules_by_concert(&self) -> &DataLoader<SchedulesByConcert> {
+        let lazy = &self.0;
+        lazy.schedules_by_concert
+            .get_or_init(|| loader(SchedulesByConcert(lazy.db.clone())))
+    }
+
+    pub fn seats_by_schedule(&self) -> &DataLoader<SeatsBySchedule> {
+        let lazy = &self.0;
+        lazy.seats_by_schedule
+            .get_or_init(|| loader(SeatsBySchedule(lazy.db.clone(), lazy.seat_map.clone())))
+    }
+
+    pub fn available_by_schedule(&self) -> &DataLoader<AvailableBySchedule> {
+        let lazy = &self.0;
+        lazy.available_by_schedule
+            .get_or_init(|| loader(AvailableBySchedule(lazy.db.clone(), lazy.seat_map.clone())))
+    }
+
+    pub fn seats_by_reservation(&self) -> &DataLoader<SeatsByReservation> {
+        let lazy = &self.0;
+        lazy.seats_by_reservation
+            .get_or_init(|| loader(SeatsByReservation(lazy.db.clone())))
+    }
+
+    pub fn payment_by_reservation(&self) -> &DataLoader<PaymentByReservation> {
+        let lazy = &self.0;
+        lazy.payment_by_reservation
+            .get_or_init(|| loader(PaymentByReservation(lazy.db.clone())))
     }
 }
 

@@ -6,6 +6,7 @@ mod api;
 pub(crate) mod catalogue;
 pub mod context;
 mod cost;
+mod documents;
 mod field_order;
 mod holds;
 mod limits;

@@ -73,7 +73,7 @@ impl ReservationObject {
 
     async fn schedule(&self, ctx: &Context<'_>) -> Result<Option<ScheduleObject>> {
         Ok(loaders(ctx)
-            .schedules
+            .schedules()
             .load_one(self.0.schedule_id)
             .await?
             .map(ScheduleObject))
@@ -85,7 +85,7 @@ impl ReservationObject {
             return Ok(seats.iter().cloned().map(SeatObject).collect());
         }
         let seats = loaders(ctx)
-            .seats_by_reservation
+            .seats_by_reservation()
             .load_one(self.0.id)
             .await?;
         Ok(seats
@@ -98,7 +98,7 @@ impl ReservationObject {
     /// The payment, once paid.
     async fn payment(&self, ctx: &Context<'_>) -> Result<Option<PaymentObject>> {
         Ok(loaders(ctx)
-            .payment_by_reservation
+            .payment_by_reservation()
             .load_one(self.0.id)
             .await?
             .map(PaymentObject))
