@@ -182,6 +182,10 @@ impl AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(err: diesel::result::Error) -> Self {
+        if crate::db::error::timed_out(&err) {
+            tracing::warn!(error = %err, "a statement ran into statement_timeout");
+            return Self::Busy;
+        }
         Self::Internal(err.into())
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! PostgreSQL says what went wrong with a SQLSTATE. diesel 2.3 and diesel-async 0.9 expose it only
 //! as a [`DatabaseErrorKind`] for eight states (serialization failure, unique violation, ...);
-//! `deadlock_detected` (40P01) and `lock_not_available` (55P03) arrive as `Unknown` with the
-//! server's message alone (exposing the SQLSTATE is diesel-rs/diesel#5232, still open). Those two
-//! are recognised by the message PostgreSQL sends for them, here and nowhere else.
+//! `deadlock_detected` (40P01), `lock_not_available` (55P03) and `query_canceled` (57014) arrive
+//! as `Unknown` with the server's message alone (exposing the SQLSTATE is diesel-rs/diesel#5232,
+//! still open). Those three are recognised by the message PostgreSQL sends for them, here and
+//! nowhere else.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -21,6 +22,17 @@ pub fn is_transient(err: &DieselError) -> bool {
         }
         _ => false,
     }
+}
+
+/// True when PostgreSQL cancelled the statement at `statement_timeout` (57014): it could not
+/// answer in time. Not retried (that would add load where there is too much already); the
+/// client is told `BUSY`.
+pub fn timed_out(err: &DieselError) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if info.message().starts_with("canceling statement due to statement timeout")
+    )
 }
 
 /// True when `err` is a unique violation of the constraint (or unique index) named `name`.

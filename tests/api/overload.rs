@@ -90,3 +90,30 @@ async fn a_saturated_redis_pool_answers_busy_with_a_hint() {
         "served again once a connection is free"
     );
 }
+
+/// A statement PostgreSQL cancels at `statement_timeout` (here: a hold waiting on a table lock
+/// held elsewhere) is the database saying it is too busy to answer in time: `BUSY`, never
+/// `INTERNAL`, and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_cancelled_by_its_timeout_answers_busy() {
+    let (app, fans) = TestApp::staged(4, 1, 1_000_000, |config| {
+        config.database_statement_timeout_ms = 300;
+        config.database_lock_timeout_ms = 10_000;
+    })
+    .await;
+    let mut blocker = app.db().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE seats IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let refused = app.hold_best_available(&fans[0], 1).await;
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(refused.unwrap_err(), "BUSY");
+    assert_eq!(
+        scalar(&app, "SELECT count(*) AS n FROM reservations").await,
+        0
+    );
+    app.hold_best_available(&fans[0], 1)
+        .await
+        .expect("the hold succeeds once the lock is gone");
+}
