@@ -180,16 +180,6 @@ impl AppError {
     }
 }
 
-impl From<diesel::result::Error> for AppError {
-    fn from(err: diesel::result::Error) -> Self {
-        if crate::db::error::timed_out(&err) {
-            tracing::warn!(error = %err, "a statement ran into statement_timeout");
-            return Self::Busy;
-        }
-        Self::Internal(err.into())
-    }
-}
-
 impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for AppError {
     fn from(err: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
         match err {

@@ -10,6 +10,20 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use crate::error::AppError;
+
+/// A database error the caller did not turn into a client error itself: `BUSY` when PostgreSQL
+/// could not answer in time, otherwise internal (the cause is logged, never shown).
+impl From<DieselError> for AppError {
+    fn from(err: DieselError) -> Self {
+        if timed_out(&err) {
+            tracing::warn!(error = %err, "a statement ran into statement_timeout");
+            return Self::Busy;
+        }
+        Self::Internal(err.into())
+    }
+}
+
 /// True when PostgreSQL aborted the transaction for a reason that a retry can get past:
 /// serialization failure (40001), deadlock (40P01) or lock timeout (55P03).
 pub fn is_transient(err: &DieselError) -> bool {
