@@ -9,16 +9,10 @@
 
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, code};
 
 const INTROSPECTION_DEFAULT: &str = include_str!("fixtures/introspection-default.graphql");
 const INTROSPECTION_ALL_OPTIONS: &str = include_str!("fixtures/introspection-all-options.graphql");
-
-fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code: {body}"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_standard_introspection_queries_answer_the_whole_schema() {

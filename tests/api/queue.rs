@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::helpers::outage::Outage;
-use crate::helpers::{TestApp, viewer};
+use crate::helpers::{TestApp, code, viewer};
 use concert_reservation::error::AppError;
 use concert_reservation::ids::ConcertId;
 use concert_reservation::queue::{QueueState, QueueStatus};
@@ -36,12 +36,6 @@ async fn status(app: &TestApp, user: i64, token: &str) -> QueueStatus {
         .status(viewer(user), token)
         .await
         .expect("status succeeds")
-}
-
-fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code: {body}"))
 }
 
 /// 100 fans press "enter" at the same instant: each gets a distinct place, and admission then

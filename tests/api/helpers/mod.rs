@@ -50,6 +50,13 @@ pub async fn eventually(
 }
 
 /// The caller as the services see it.
+/// The `extensions.code` of the first error of a GraphQL answer.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code: {body}"))
+}
+
 pub fn viewer(user: i64) -> concert_reservation::auth::Viewer {
     concert_reservation::auth::Viewer {
         user_id: concert_reservation::ids::UserId(user),
