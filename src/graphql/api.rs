@@ -142,9 +142,10 @@ where
                 .map(|prepared| self.run(prepared)),
         )
         .await;
-        match answers.pop() {
-            Some(answer) if batch.single && answers.is_empty() => BatchResponse::Single(answer),
-            last => BatchResponse::Batch(answers.into_iter().chain(last).collect()),
+        if batch.single {
+            BatchResponse::Single(answers.pop().expect("a single operation has one answer"))
+        } else {
+            BatchResponse::Batch(answers)
         }
     }
 
