@@ -39,10 +39,10 @@ RUN mkdir src \
 # schema.graphql and diesel.toml are the committed schema and diesel settings.
 COPY src ./src
 COPY migrations ./migrations
-COPY schema.graphql diesel.toml ./
+COPY schema.graphql diesel.toml build.rs ./
 # COPY keeps the files' modification times, which can be older than the placeholder build above;
 # touch them so cargo rebuilds the crate instead of shipping the placeholder binary.
-RUN find src -type f -name '*.rs' -exec touch {} + \
+RUN find src build.rs -type f -name '*.rs' -exec touch {} + \
  && cargo build --release --locked --bin concert-reservation
 
 # --- runtime -------------------------------------------------------------------------------------
