@@ -420,16 +420,36 @@ async fn retry_while_busy(conn: &mut AsyncPgConnection, sql: &str) {
     }
 }
 
-/// One template per set of migrations: a new migration gets a fresh template.
+/// One template per set of migrations and their contents: a new or edited migration gets a fresh
+/// template (the binary embeds the same files; build.rs rebuilds it when they change).
 fn template_name() -> String {
-    use diesel::migration::MigrationSource;
     use std::hash::{DefaultHasher, Hash, Hasher};
-    let migrations =
-        MigrationSource::<diesel::pg::Pg>::migrations(&concert_reservation::db::MIGRATIONS)
-            .expect("embedded migrations are readable");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = walk(&dir);
+    files.sort();
     let mut hasher = DefaultHasher::new();
-    for migration in migrations {
-        migration.name().to_string().hash(&mut hasher);
+    for file in files {
+        file.strip_prefix(&dir)
+            .expect("under migrations/")
+            .hash(&mut hasher);
+        std::fs::read(&file)
+            .expect("a migration file is readable")
+            .hash(&mut hasher);
     }
     format!("cr_template_{:016x}", hasher.finish())
+}
+
+/// Every file under `dir`, at any depth.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let entries = std::fs::read_dir(dir).expect("migrations/ is readable");
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
