@@ -13,7 +13,7 @@ use std::time::Instant;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
@@ -71,8 +71,19 @@ impl Database {
             }
             .boxed()
         });
-        // A broken connection is detected by bb8's `has_broken`; no `SELECT 1` per checkout.
-        manager_config.recycling_method = RecyclingMethod::Fast;
+        // Checked at checkout without a round trip: a connection whose socket PostgreSQL closed
+        // (a restart, a failover, an administrator's pg_terminate_backend) is dropped and
+        // another one taken, instead of failing the request that got it. No `SELECT 1` per
+        // checkout: that would be a second statement on every hold and payment.
+        manager_config.recycling_method =
+            RecyclingMethod::CustomFunction(Box::new(|conn: &mut AsyncPgConnection| {
+                let open = if conn.is_broken() {
+                    Err(diesel::result::Error::BrokenTransactionManager)
+                } else {
+                    Ok(())
+                };
+                futures::future::ready(open).boxed()
+            }));
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
             &config.database_url,
             manager_config,
@@ -80,7 +91,7 @@ impl Database {
         let pool = Pool::builder()
             .max_size(max_size)
             .connection_timeout(config.database_pool_timeout())
-            .test_on_check_out(false)
+            .test_on_check_out(true)
             .build_unchecked(manager);
         Self {
             pool,

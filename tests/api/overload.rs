@@ -117,3 +117,31 @@ async fn a_statement_cancelled_by_its_timeout_answers_busy() {
         .await
         .expect("the hold succeeds once the lock is gone");
 }
+
+/// After PostgreSQL drops every connection (a restart, a failover), the next requests get fresh
+/// ones: a pooled connection whose socket the database closed is never handed to a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_the_database_dropped_cost_no_request() {
+    let (app, fans) = TestApp::staged(8, 6, 1_000_000, |_| {}).await;
+    // Several pooled connections, all open.
+    for held in
+        futures::future::join_all(fans[..3].iter().map(|fan| app.hold_best_available(fan, 1))).await
+    {
+        held.expect("a hold before");
+    }
+    let dropped = scalar(
+        &app,
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+          WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    assert!(dropped >= 1, "the server had connections open");
+    // The server's connection tasks see the sockets close within milliseconds; a restart takes
+    // far longer than this pause.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for fan in &fans[3..] {
+        app.hold_best_available(fan, 1)
+            .await
+            .expect("a hold after the database dropped the server's connections");
+    }
+}
