@@ -328,6 +328,7 @@ impl Admitter {
             .arg(concert.0)
             .arg(u8::from(sold_out))
             .arg(settings.active_idle_ms)
+            .arg(lease_ms)
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;

@@ -227,6 +227,45 @@ async fn absent_waiters_are_dropped_and_those_behind_move_up() {
     assert_eq!(back.position, Some(2));
 }
 
+/// An outage (Redis unreachable, or no instance ticking) costs waiting fans nothing: the time no
+/// tick ran does not count against their grace period, so they keep their places in order. Once
+/// ticks run again, the grace period applies as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_fans_keep_their_places_across_an_outage() {
+    let (app, concert) = app_with_concert(|c| {
+        c.queue_active_cap = 0; // nobody is admitted: only abandonment moves the line
+        c.queue_waiting_grace_seconds = 1;
+    })
+    .await;
+    let fans = [
+        enter(&app, 1, concert).await,
+        enter(&app, 2, concert).await,
+        enter(&app, 3, concert).await,
+    ];
+    let tick = app.admitter().tick(concert, 10).await.unwrap().unwrap();
+    assert_eq!(tick.abandoned, 0);
+
+    // The outage: no tick runs and no poll is seen for longer than a lease (2 s here) and
+    // than the grace period.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let tick = app.admitter().tick(concert, 10).await.unwrap().unwrap();
+    assert_eq!(tick.abandoned, 0, "nobody is dropped for the outage");
+    for (place, (user, fan)) in (1..).zip(fans.iter()).enumerate() {
+        let now = status(&app, user, &fan.token).await;
+        assert_eq!(now.state, QueueState::Waiting);
+        assert_eq!(
+            now.position,
+            Some(place as u64 + 1),
+            "fan {user} keeps their place"
+        );
+    }
+
+    // Ticking again, without polls: one grace period later they are dropped as usual.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let tick = app.admitter().tick(concert, 10).await.unwrap().unwrap();
+    assert_eq!(tick.abandoned, 3);
+}
+
 /// Two instances tick at the same moments: only the lease holder admits, never both.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_admitters_never_double_admit() {

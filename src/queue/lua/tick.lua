@@ -14,7 +14,8 @@
 --       8 idle zset (ACTIVE token -> when it loses its slot if it holds nothing)
 -- ARGV: 1 instance id, 2 now ms, 3 admit_max, 4 cap, 5 active ttl ms, 6 grace ms,
 --       7 token hash prefix, 8 user key prefix, 9 record ttl s, 10 concert id,
---       11 sold out (1 or 0), 12 idle ms (0: no idle rule)
+--       11 sold out (1 or 0), 12 idle ms (0: no idle rule), 13 outage ms (a longer gap since
+--       the last tick means nobody could tick: Redis was unreachable, or no instance ran)
 -- Returns false when not the leader, else
 --   {head, waiting, active, admitted, expired, abandoned, rate, {gone seqs...}, {wait ms of admitted...},
 --    idled, sold out (1 or 0)}
@@ -22,6 +23,20 @@ if redis.call('GET', KEYS[6]) ~= ARGV[1] then
   return false
 end
 local now = tonumber(ARGV[2])
+
+-- 0. After an outage (no tick for longer than a lease: Redis unreachable, or no instance up),
+--    the time without ticks does not count against waiting fans' grace: their polls could not
+--    be seen meanwhile. Each `seen` moves on by the gap (never past now), so fans keep their
+--    places and their order, and those who really left are still dropped one grace period later.
+local last_tick = tonumber(redis.call('HGET', KEYS[5], 'last_tick_ms') or '0')
+redis.call('HSET', KEYS[5], 'last_tick_ms', now)
+local gap = now - last_tick
+if last_tick > 0 and gap > tonumber(ARGV[13]) then
+  local seen = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+  for i = 1, #seen, 2 do
+    redis.call('ZADD', KEYS[3], 'XX', math.min(tonumber(seen[i + 1]) + gap, now), seen[i])
+  end
+end
 
 local sold_out = ARGV[11] == '1'
 local idle_ms = tonumber(ARGV[12])
