@@ -220,6 +220,25 @@ pub struct Config {
     #[arg(long, env = "EXPIRY_BACKSTOP_SECONDS", default_value_t = 30)]
     pub expiry_backstop_seconds: u64,
 
+    /// Period of the retention pass (published outbox rows and old idempotency keys deleted);
+    /// 0 disables it in this instance. Env `RETENTION_INTERVAL_SECONDS`.
+    #[arg(long, env = "RETENTION_INTERVAL_SECONDS", default_value_t = 60)]
+    pub retention_interval_seconds: u64,
+
+    /// Published outbox rows older than this are deleted (Kafka has them; the rows are kept
+    /// for investigations). Env `OUTBOX_RETENTION_SECONDS`.
+    #[arg(long, env = "OUTBOX_RETENTION_SECONDS", default_value_t = 7 * 86_400)]
+    pub outbox_retention_seconds: u64,
+
+    /// Idempotency keys older than this are deleted: a client may retry a request with the
+    /// same key for this long, and no longer. Env `IDEMPOTENCY_KEY_RETENTION_SECONDS`.
+    #[arg(
+        long,
+        env = "IDEMPOTENCY_KEY_RETENTION_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub idempotency_key_retention_seconds: u64,
+
     /// Address the HTTP server listens on. Env `BIND_ADDR`.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: SocketAddr,

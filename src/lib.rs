@@ -23,6 +23,7 @@ pub mod payment;
 pub mod pubsub;
 pub mod queue;
 pub mod redis_store;
+pub mod retention;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -52,6 +52,7 @@ pub const OUTBOX_PUBLISHED_TOTAL: &str = "outbox_published_total";
 pub const OUTBOX_PUBLISH_FAILURES_TOTAL: &str = "outbox_publish_failures_total";
 pub const OUTBOX_PUBLISH_DURATION_SECONDS: &str = "outbox_publish_duration_seconds";
 pub const HOLDS_EXPIRED_TOTAL: &str = "holds_expired_total";
+pub const RETENTION_DELETED_TOTAL: &str = "retention_deleted_total";
 pub const SEATS_RELEASED_TOTAL: &str = "seats_released_total";
 pub const CONSUMER_EVENTS_TOTAL: &str = "consumer_events_total";
 pub const CONSUMER_LAG: &str = "consumer_lag";
@@ -333,6 +334,10 @@ fn describe_all() {
         "Time to publish one relay batch until the broker acknowledged it."
     );
     describe_counter!(HOLDS_EXPIRED_TOTAL, "Holds the sweeper marked EXPIRED.");
+    describe_counter!(
+        RETENTION_DELETED_TOTAL,
+        "Rows the retention pass deleted, by table (published outbox rows, idempotency keys)."
+    );
     describe_counter!(
         SEATS_RELEASED_TOTAL,
         "Seats put back on sale after a hold expired, `by` consumer or backstop."

@@ -21,9 +21,10 @@ use crate::graphql;
 use crate::http::AppState;
 use crate::queue::admitter::Admitter;
 use crate::redis_store::RedisStore;
+use crate::retention::Retention;
 
 /// Starts the background work of this instance, each with the handles it uses: the queue
-/// admitter (unless QUEUE_TICK_MS is 0), the booking-load publisher, the outbox relay, the expiry sweeper and consumer, the
+/// admitter (unless QUEUE_TICK_MS is 0), the booking-load publisher, the outbox relay, the expiry sweeper and consumer, the retention pass, the
 /// pub/sub router and the presence refresher. All stop when `cancel` fires.
 fn spawn_background(app: &App, cancel: &CancellationToken) -> anyhow::Result<()> {
     let config = &app.config;
@@ -51,6 +52,10 @@ fn spawn_background(app: &App, cancel: &CancellationToken) -> anyhow::Result<()>
             config,
         );
         tokio::spawn(sweeper.run(cancel.clone()));
+    }
+    if config.retention_interval_seconds > 0 {
+        let retention = Retention::new(background_db.clone(), config);
+        tokio::spawn(retention.run(cancel.clone()));
     }
     if config.kafka_consumer_enabled {
         let consumer = consumer::create(config)?;

@@ -19,6 +19,7 @@ mod overload;
 mod payments;
 mod queue;
 mod queue_subscription;
+mod retention;
 mod schema_file;
 mod seat_map;
 mod verify;

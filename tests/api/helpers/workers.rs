@@ -4,6 +4,7 @@
 use concert_reservation::booking::expiry::consumer::{self, ExpiryHandler};
 use concert_reservation::booking::expiry::sweeper::Sweeper;
 use concert_reservation::events::relay::Relay;
+use concert_reservation::retention::{Pruned, Retention};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use tokio::task::JoinHandle;
@@ -38,6 +39,14 @@ impl TestApp {
         .relay_once()
         .await
         .expect("the relay runs")
+    }
+
+    /// One retention pass: deletes published outbox rows and idempotency keys past their age.
+    pub async fn prune_retention(&self) -> Pruned {
+        Retention::new(self.context.db.clone(), &self.config)
+            .prune_once()
+            .await
+            .expect("the retention pass runs")
     }
 
     /// Relays until the outbox is empty.

@@ -1,0 +1,2 @@
+DROP INDEX idempotency_keys_created_at_idx;
+DROP INDEX outbox_created_at_idx;
