@@ -145,12 +145,17 @@ impl Admitter {
                         pace.waiting = tick.waiting;
                     }
                 }
-                // Another instance leads this concert: start afresh if the lease comes back.
+                // Another instance leads this concert: start afresh if the lease comes back, and
+                // stop exporting this concert's line as if this instance still ran it.
                 Ok(None) => {
-                    self.pace
+                    let led = self
+                        .pace
                         .lock()
                         .expect("pace map is never poisoned")
                         .remove(&concert);
+                    if led.is_some() {
+                        clear_metrics(concert);
+                    }
                 }
                 Err(err) => {
                     self.refund(concert, budget);
@@ -371,6 +376,22 @@ impl Admitter {
             .await
             .map_err(unavailable)?;
         Ok(Some(tick))
+    }
+}
+
+/// The gauges of a concert's line, zeroed when this instance no longer runs its admission (the
+/// lease holder exports the real values; the dashboards take the maximum over instances, so a
+/// last value left here would hide the line emptying).
+fn clear_metrics(concert: ConcertId) {
+    let concert = concert.to_string();
+    for name in [
+        m::QUEUE_WAITING,
+        m::QUEUE_ACTIVE,
+        m::QUEUE_ADMISSION_RATE,
+        m::QUEUE_ADMISSION_TARGET_RATE,
+        m::QUEUE_SOLD_OUT,
+    ] {
+        metrics::gauge!(name, "concert" => concert.clone()).set(0.0);
     }
 }
 

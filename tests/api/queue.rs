@@ -9,6 +9,7 @@ use crate::helpers::{TestApp, code, viewer};
 use concert_reservation::error::AppError;
 use concert_reservation::ids::ConcertId;
 use concert_reservation::queue::{QueueState, QueueStatus};
+use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -264,6 +265,50 @@ async fn waiting_fans_keep_their_places_across_an_outage() {
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let tick = app.admitter().tick(concert, 10).await.unwrap().unwrap();
     assert_eq!(tick.abandoned, 3);
+}
+
+/// The value of `family{concert="id"}` at `/metrics`.
+async fn gauge(app: &TestApp, family: &str, concert: ConcertId) -> Option<f64> {
+    let exposition = app.get("/metrics").await.text().await.unwrap();
+    let series = format!("{family}{{concert=\"{}\"}} ", concert.0);
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map(|value| value.trim().parse().expect("a number"))
+}
+
+/// An instance that loses a concert's admitter lease stops exporting that line's size: its
+/// gauges go to zero, so the dashboards (the maximum over instances) follow the lease holder.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_without_the_lease_clears_its_queue_gauges() {
+    let app = TestApp::spawn_with(|c| c.queue_active_cap = 0).await;
+    // A concert id no other test uses: the metrics registry is shared by the tests' servers.
+    app.db()
+        .await
+        .batch_execute("ALTER TABLE concerts ALTER COLUMN id RESTART WITH 910001")
+        .await
+        .unwrap();
+    app.seed_catalogue(1, 1, 2).await;
+    let concert = ConcertId(910_001);
+    enter(&app, 1, concert).await;
+    enter(&app, 2, concert).await;
+
+    app.admitter().tick_all().await.expect("a tick");
+    assert_eq!(gauge(&app, "queue_waiting", concert).await, Some(2.0));
+
+    // Another instance holds the lease now.
+    let mut redis = app.take_redis_connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(app.redis_key(&format!("q:{{{}}}:lease", concert.0)))
+        .arg("another-instance")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut *redis)
+        .await
+        .unwrap();
+    app.admitter().tick_all().await.expect("a tick");
+    assert_eq!(gauge(&app, "queue_waiting", concert).await, Some(0.0));
+    assert_eq!(gauge(&app, "queue_active", concert).await, Some(0.0));
 }
 
 /// Two instances tick at the same moments: only the lease holder admits, never both.
