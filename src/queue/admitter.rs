@@ -146,16 +146,13 @@ impl Admitter {
                     }
                 }
                 // Another instance leads this concert: start afresh if the lease comes back, and
-                // stop exporting this concert's line as if this instance still ran it.
+                // export zeros for its line rather than this instance's last values.
                 Ok(None) => {
-                    let led = self
-                        .pace
+                    self.pace
                         .lock()
                         .expect("pace map is never poisoned")
                         .remove(&concert);
-                    if led.is_some() {
-                        clear_metrics(concert);
-                    }
+                    clear_metrics(concert);
                 }
                 Err(err) => {
                     self.refund(concert, budget);
@@ -379,9 +376,9 @@ impl Admitter {
     }
 }
 
-/// The gauges of a concert's line, zeroed when this instance no longer runs its admission (the
-/// lease holder exports the real values; the dashboards take the maximum over instances, so a
-/// last value left here would hide the line emptying).
+/// The gauges of a concert's line, zeroed on every tick another instance leads it (the lease
+/// holder exports the real values; the dashboards take the maximum over instances, so a last
+/// value left here by a former holder would hide the line emptying).
 fn clear_metrics(concert: ConcertId) {
     let concert = concert.to_string();
     for name in [
