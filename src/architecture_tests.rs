@@ -150,7 +150,11 @@ fn parent(module: &str) -> String {
 }
 
 fn import_graph() -> Graph {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // The root at run time (cargo sets it), not the one baked in at compile time: the build
+    // cache is shared between clones.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let src = Path::new(&root).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let sources: Vec<(String, String)> = files

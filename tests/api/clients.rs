@@ -293,7 +293,7 @@ async fn sixty_aliases_of_the_catalogue_are_refused() {
 /// scripts/graphql-clients, with its pinned npm packages installed (scripts/test runs `npm ci`
 /// there before the tests).
 fn clients_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/graphql-clients");
+    let dir = crate::helpers::files::root().join("scripts/graphql-clients");
     assert!(
         dir.join("node_modules/graphql-http").exists()
             && dir.join("node_modules/puppeteer-core").exists(),
@@ -383,7 +383,7 @@ async fn graphiql_needs_no_cdn() {
         );
     }
     assert_eq!(app.get("/graphiql/nope.js").await.status(), 404);
-    let vendor = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/graphiql/vendor");
+    let vendor = crate::helpers::files::root().join("src/http/graphiql/vendor");
     for licence in ["graphiql", "react", "react-dom", "graphql-ws"] {
         assert!(
             vendor.join(format!("LICENSE.{licence}")).exists(),

@@ -424,7 +424,7 @@ async fn retry_while_busy(conn: &mut AsyncPgConnection, sql: &str) {
 /// template (the binary embeds the same files; build.rs rebuilds it when they change).
 fn template_name() -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let dir = files::root().join("migrations");
     let mut files: Vec<_> = walk(&dir);
     files.sort();
     let mut hasher = DefaultHasher::new();
