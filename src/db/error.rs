@@ -20,6 +20,11 @@ impl From<DieselError> for AppError {
             tracing::warn!(error = %err, "a statement ran into statement_timeout");
             return Self::Busy;
         }
+        if refers_to_missing_user(&err) {
+            // A valid access token of a user who does not exist (deleted, or a token minted for
+            // another database): whatever the operation was about to write for them.
+            return Self::NotFound("user");
+        }
         Self::Internal(err.into())
     }
 }
@@ -55,6 +60,16 @@ pub fn violates_unique(err: &DieselError, name: &str) -> bool {
         err,
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
             if info.constraint_name() == Some(name)
+    )
+}
+
+/// True when `err` is a foreign-key violation of a reference to `users`: every such key is
+/// `<table>_user_id_fkey` (PostgreSQL's own naming, migration `core`).
+fn refers_to_missing_user(err: &DieselError) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)
+            if info.constraint_name().is_some_and(|name| name.ends_with("_user_id_fkey"))
     )
 }
 

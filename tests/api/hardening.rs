@@ -175,3 +175,21 @@ async fn internal_errors_are_masked() {
         "leaked: {text}"
     );
 }
+
+/// A valid access token of a user who does not exist (deleted, or minted for another database)
+/// is told `NOT_FOUND`, not `INTERNAL`, when an operation would write for them (found by the
+/// hostile-input generator: the idempotency key's reference to `users`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_of_a_missing_user_is_told_not_found() {
+    let app = TestApp::spawn().await;
+    let body = app
+        .graphql_as(
+            424_242,
+            "mutation { chargePoints(amount: 10, idempotencyKey: \"k\") { balance } }",
+            json!({}),
+        )
+        .await;
+    let (code, message) = first_error(&body);
+    assert_eq!(code, "NOT_FOUND", "{body}");
+    assert!(!message.contains("foreign key"), "{message}");
+}

@@ -14,6 +14,7 @@ mod events;
 mod expiry;
 mod hardening;
 mod holds;
+mod hostile;
 mod http;
 mod overload;
 mod payments;

@@ -197,9 +197,14 @@ impl TestApp {
 
     /// A valid access token for `user`.
     pub fn token_for(&self, user: i64) -> String {
+        self.token_with_ttl(user, 3600)
+    }
+
+    /// An access token for `user` that expires `ttl_seconds` from now (negative: expired).
+    pub fn token_with_ttl(&self, user: i64, ttl_seconds: i64) -> String {
         self.context
             .auth
-            .issue(concert_reservation::ids::UserId(user), 3600)
+            .issue(concert_reservation::ids::UserId(user), ttl_seconds)
     }
 
     /// POSTs a JSON body to /graphql; returns the status and the parsed response.
