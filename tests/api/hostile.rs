@@ -4,14 +4,18 @@
 //! access token, with every scalar field of its result selected; then deep, wide and aliased
 //! shapes and malformed bodies. At least 10,000 requests. Every answer must be ours: no 5xx, every
 //! error with a code that is not INTERNAL, no library or database text, within a time bound.
-//! Afterwards the server still answers and `verify` passes.
+//! Afterwards the server still answers and `verify` passes. Over the websocket, malformed and
+//! out-of-order graphql-transport-ws frames under three kinds of `connection_init` must be
+//! answered with the protocol's own close codes or coded errors, never an internal error.
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, ws};
 
 /// Text that must never reach a client: library, database and runtime words.
 const INTERNAL_TEXT: &[&str] = &[
@@ -459,4 +463,137 @@ async fn generated_hostile_requests_get_our_answers_and_break_nothing() {
 
 fn truncate(text: &str) -> String {
     text.chars().take(300).collect()
+}
+
+/// Malformed and out-of-order frames for graphql-transport-ws.
+fn frames() -> Vec<Message> {
+    let subscribe = |id: Value, query: &str, variables: Value| {
+        Message::text(
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } })
+                .to_string(),
+        )
+    };
+    let status = "subscription($t: String!) { queueStatus(token: $t) { status position } }";
+    vec![
+        Message::text("not json"),
+        Message::text("{}"),
+        Message::text("[]"),
+        Message::text(r#"{"type":"subscribe"}"#),
+        Message::text(r#"{"type":"nope","id":"1"}"#),
+        Message::text(r#"{"type":"connection_init"}"#),
+        Message::text(r#"{"type":"ping"}"#),
+        Message::text(r#"{"type":"pong"}"#),
+        Message::text(r#"{"type":"complete","id":"never-started"}"#),
+        Message::text("x".repeat(1_000_000)),
+        Message::binary(vec![0_u8, 1, 2, 255]),
+        subscribe(json!("1"), "subscription { nope }", json!({})),
+        subscribe(json!("1"), "{", json!({})),
+        subscribe(json!("1"), "{ me { id } }", json!({})),
+        subscribe(json!(5), status, json!({ "t": "x" })),
+        subscribe(json!("1"), status, json!({ "t": "garbage" })),
+        subscribe(json!("1"), status, json!({ "t": "x".repeat(100_000) })),
+        subscribe(json!("1"), status, json!({ "t": 42 })),
+        subscribe(json!("1"), status, json!("not an object")),
+        subscribe(
+            json!("1"),
+            "subscription { seatChanges(scheduleId: \"-1\") { seatId } }",
+            json!({}),
+        ),
+        subscribe(
+            json!("1"),
+            "subscription { seatChanges(scheduleId: \"\u{0}\") { seatId } }",
+            json!({}),
+        ),
+    ]
+}
+
+/// What a probe saw: coded errors, and closes by the server with the protocol's codes.
+#[derive(Default)]
+struct Seen {
+    errors: usize,
+    closes: usize,
+}
+
+/// Sends `frame` after `init` and reads until the server closes or goes quiet. Ok when every
+/// message is a coded, non-internal answer and any close is the protocol's own.
+async fn probe(
+    app: &TestApp,
+    init: &Value,
+    frame: &Message,
+    seen: &mut Seen,
+) -> Result<(), String> {
+    let mut socket = ws::connect(app, init.clone()).await;
+    // The server may have closed already (a refused `connection_init`): nothing more to send.
+    if socket.send(frame.clone()).await.is_err() {
+        return Ok(());
+    }
+    loop {
+        let next = match tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
+            Err(_) | Ok(None) => return Ok(()),
+            Ok(Some(Err(_))) => return Ok(()),
+            Ok(Some(Ok(message))) => message,
+        };
+        match next {
+            Message::Text(text) => {
+                if let Some(word) = INTERNAL_TEXT.iter().find(|word| text.contains(*word)) {
+                    return Err(format!("internal text {word:?}: {text}"));
+                }
+                let message: Value =
+                    serde_json::from_str(&text).map_err(|_| format!("not JSON: {text}"))?;
+                let errors = match message["type"].as_str() {
+                    Some("error") => message["payload"].as_array().cloned().unwrap_or_default(),
+                    Some("next") => message["payload"]["errors"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                    _ => vec![],
+                };
+                for error in errors {
+                    let code = error["extensions"]["code"].as_str().unwrap_or("(none)");
+                    if code == "(none)" || code == "INTERNAL" {
+                        return Err(format!("error code {code}: {error}"));
+                    }
+                    seen.errors += 1;
+                }
+            }
+            Message::Close(Some(close)) if close.code == CloseCode::Error => {
+                return Err(format!("closed with an internal error: {close}"));
+            }
+            Message::Close(_) => {
+                seen.closes += 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_websocket_frames_get_the_protocols_answers() {
+    let (app, fans) = TestApp::staged(4, 1, 1_000, |_| {}).await;
+    let inits = [
+        json!({ "Authorization": format!("Bearer {}", app.token_for(fans[0].id)) }),
+        json!({}),
+        json!({ "Authorization": "Bearer forged.token.here" }),
+    ];
+    let mut failures = Vec::new();
+    let mut seen = Seen::default();
+    for init in &inits {
+        for frame in frames() {
+            if let Err(why) = probe(&app, init, &frame, &mut seen).await {
+                failures.push(format!(
+                    "{why}\n  after init {init} and frame {}",
+                    truncate(&frame.to_string())
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        seen.errors > 0 && seen.closes > 0,
+        "the server answered: {} coded errors, {} closes",
+        seen.errors,
+        seen.closes
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
