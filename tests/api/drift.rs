@@ -5,9 +5,9 @@
 //! be able to fail.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::helpers::files::{read, root};
+use crate::helpers::files::{read, root, walk};
 use crate::helpers::schema::ValidatingSchema;
 
 // ---------------------------------------------------------------------------------------------
@@ -335,20 +335,10 @@ fn is_operation(text: &str) -> bool {
 
 /// The JS sources of the load scripts, relative to the project root.
 fn k6_scripts() -> Vec<PathBuf> {
-    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap_or_else(|err| panic!("{dir:?}: {err}")) {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                walk(&path, found);
-            } else if path.extension().is_some_and(|ext| ext == "js") {
-                found.push(path);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(&root().join("k6-graphql"), &mut found);
-    found.sort();
-    found
+    walk(&root().join("k6-graphql"))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "js"))
+        .collect()
 }
 
 /// Each document in `js` with the errors the schema finds in it (none when it is valid).

@@ -329,7 +329,7 @@ fn shapes() -> Vec<Value> {
 async fn send(app: &TestApp, case: &Case) -> Result<(), String> {
     let mut request = app
         .client
-        .post(format!("http://{}/graphql", app.addr))
+        .post(app.url("/graphql"))
         .header("content-type", "application/json")
         .body(case.body.to_string());
     if let Some(authorization) = &case.authorization {

@@ -430,10 +430,8 @@ async fn retry_while_busy(conn: &mut AsyncPgConnection, sql: &str) {
 fn template_name() -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let dir = files::root().join("migrations");
-    let mut files: Vec<_> = walk(&dir);
-    files.sort();
     let mut hasher = DefaultHasher::new();
-    for file in files {
+    for file in files::walk(&dir) {
         file.strip_prefix(&dir)
             .expect("under migrations/")
             .hash(&mut hasher);
@@ -442,19 +440,4 @@ fn template_name() -> String {
             .hash(&mut hasher);
     }
     format!("cr_template_{:016x}", hasher.finish())
-}
-
-/// Every file under `dir`, at any depth.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let entries = std::fs::read_dir(dir).expect("migrations/ is readable");
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
