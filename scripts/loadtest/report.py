@@ -52,6 +52,15 @@ class Report:
     judge_plan: bool = True
 
 
+def shown_command(full):
+    """A recorded k6 command as a report shows it: paths inside the project relative to it, the
+    k6 binary by its name (wherever it is installed, after a `nice -n N` prefix or not), and the
+    signing secret hidden. A report names no path of the machine it ran on."""
+    short = full.replace(str(PROJECT_ROOT) + "/", "")
+    short = re.sub(r"(^|\s)\S*/k6 ", r"\1k6 ", short, count=1)
+    return re.sub(r"JWT_SECRET=\S+", "JWT_SECRET=…", short)
+
+
 class Context:
     """Everything one run directory holds, read on demand."""
 
@@ -93,9 +102,7 @@ class Context:
 
     @cached_property
     def k6_cmd(self):
-        short = self.k6_cmd_full.replace(str(PROJECT_ROOT) + "/", "")
-        short = re.sub(r"^\S*/k6 ", "k6 ", short)
-        return re.sub(r"JWT_SECRET=\S+", "JWT_SECRET=…", short)
+        return shown_command(self.k6_cmd_full)
 
     @cached_property
     def prom(self):

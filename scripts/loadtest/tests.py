@@ -69,6 +69,14 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(k6.env_of_command(" ".join(__import__("shlex").quote(a) for a in args)),
                          {"USERS": "40", "PREPARED": "/a b/p.json"})
 
+    def test_a_shown_command_names_no_path_of_the_machine(self):
+        root = str(report.PROJECT_ROOT)
+        for prefix in ("", "nice -n 10 "):
+            full = (f"{prefix}/home/someone/.cache/venv/bin/k6 run --summary-export {root}/.run/s.json "
+                    f"-e JWT_SECRET=abc -e RATE=5 {root}/k6-graphql/mixed.js")
+            self.assertEqual(report.shown_command(full),
+                             f"{prefix}k6 run --summary-export .run/s.json -e JWT_SECRET=… -e RATE=5 k6-graphql/mixed.js")
+
     def test_scaled_latency_limits_keep_their_label(self):
         labels = {("http_req_duration", "p(95)<500"): ("response time P95 < 500 ms", "12 ms")}
         self.assertEqual(report.label_of(labels, "http_req_duration", "p(95)<5000", 10),
