@@ -149,14 +149,23 @@ fn parent(module: &str) -> String {
         .map_or_else(|| "crate".into(), |(parent, _)| parent.to_string())
 }
 
-fn import_graph() -> Graph {
-    // The root at run time (cargo sets it), not the one baked in at compile time: the build
-    // cache is shared between clones.
+/// `src/` of the clone under test: the root at run time (cargo sets it), not the one baked in at
+/// compile time, since the build cache is shared between clones.
+fn source_root() -> PathBuf {
     let root = std::env::var("CARGO_MANIFEST_DIR")
         .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    let src = Path::new(&root).join("src");
+    Path::new(&root).join("src")
+}
+
+fn source_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    rust_files(&source_root(), &mut files);
+    files
+}
+
+fn import_graph() -> Graph {
+    let files = source_files();
+    let src = source_root();
     let sources: Vec<(String, String)> = files
         .iter()
         .filter(|file| file.file_name().is_some_and(|name| name != "main.rs"))
@@ -270,6 +279,25 @@ fn no_concept_imports_one_that_imports_it_back() {
             cycle.join(" -> ")
         );
     }
+}
+
+/// Every statement's answer is read to its end (`db::one`), so an error PostgreSQL sends after the
+/// row (a rolled-back implicit commit) is never lost: diesel-async's `get_result` and `first`
+/// stop at the first row.
+#[test]
+fn no_answer_is_read_only_to_its_first_row() {
+    let files = source_files();
+    let mut found = Vec::new();
+    for file in &files {
+        let code = code_only(&std::fs::read_to_string(file).expect("a readable source file"));
+        for banned in [".get_result(", ".get_result::<", ".first(", ".first::<"] {
+            if code.contains(banned) {
+                found.push(format!("{}: {banned}", file.display()));
+            }
+        }
+    }
+    assert!(files.len() > 20, "the sources were read");
+    assert!(found.is_empty(), "use crate::db::one instead: {found:#?}");
 }
 
 #[test]

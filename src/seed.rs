@@ -90,7 +90,7 @@ async fn seed_in_transaction(
         .execute(conn)
         .await?;
     } else {
-        let existing: i64 = concerts::table.count().get_result(conn).await?;
+        let existing: i64 = crate::db::one(concerts::table.count(), conn).await?;
         if existing > 0 {
             return Ok(SeedSummary {
                 skipped: true,

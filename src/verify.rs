@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Serialize;
 
 /// Exit status of `verify` when a check failed.
@@ -387,10 +387,12 @@ async fn verify_in_snapshot(
 ) -> anyhow::Result<Report> {
     // The first statement takes the snapshot; clock_timestamp() is read after it, so anything the
     // snapshot shows happened before `at`.
-    let at = diesel::sql_query("SELECT clock_timestamp() AS at")
-        .get_result::<SnapshotTime>(conn)
-        .await?
-        .at;
+    let at = crate::db::one::<_, SnapshotTime>(
+        diesel::sql_query("SELECT clock_timestamp() AS at"),
+        conn,
+    )
+    .await?
+    .at;
     let mut checks = Vec::with_capacity(CHECKS.len());
     for check in CHECKS {
         let since = match check.since {
@@ -404,10 +406,10 @@ async fn verify_in_snapshot(
                     ARRAY(SELECT id FROM offending ORDER BY id LIMIT $1) AS sample",
             check.sql
         );
-        let offenders: Offenders = diesel::sql_query(sql)
+        let query = diesel::sql_query(sql)
             .bind::<BigInt, _>(i64::from(options.samples))
-            .bind::<Timestamptz, _>(since)
-            .get_result(conn)
+            .bind::<Timestamptz, _>(since);
+        let offenders: Offenders = crate::db::one(query, conn)
             .await
             .map_err(|err| anyhow::anyhow!("check {}: {err}", check.name))?;
         checks.push(CheckResult {
@@ -419,15 +421,14 @@ async fn verify_in_snapshot(
             sample: offenders.sample,
         });
     }
-    let points: PointTotals = diesel::sql_query(
+    let totals = diesel::sql_query(
         "SELECT COALESCE(sum(delta) FILTER (WHERE reason = 'CHARGE'), 0)::bigint AS charged,
                 COALESCE(-sum(delta) FILTER (WHERE reason = 'PAYMENT'), 0)::bigint AS paid,
                 COALESCE(sum(delta) FILTER (WHERE reason = 'REFUND'), 0)::bigint AS refunded,
                 (SELECT COALESCE(sum(points), 0) FROM users)::bigint AS balances
          FROM point_ledger",
-    )
-    .get_result(conn)
-    .await?;
+    );
+    let points: PointTotals = crate::db::one(totals, conn).await?;
     Ok(Report {
         checked_at: at,
         grace_seconds: options.grace_seconds,

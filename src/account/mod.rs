@@ -50,11 +50,7 @@ impl User {
         conn: &mut diesel_async::AsyncPgConnection,
         id: UserId,
     ) -> QueryResult<Option<User>> {
-        use diesel_async::RunQueryDsl;
-        users::table
-            .find(id)
-            .select(User::as_select())
-            .first(conn)
+        crate::db::one(users::table.find(id).select(User::as_select()), conn)
             .await
             .optional()
     }
@@ -97,13 +93,11 @@ pub async fn record(
     reason: LedgerReason,
     reservation_id: Option<ReservationId>,
 ) -> QueryResult<Option<i64>> {
-    use diesel_async::RunQueryDsl;
-    diesel::select(record_points(
+    let record = diesel::select(record_points(
         user.0,
         delta,
         reason,
         reservation_id.map(|id| id.0),
-    ))
-    .get_result(conn)
-    .await
+    ));
+    crate::db::one(record, conn).await
 }

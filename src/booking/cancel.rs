@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 
 use crate::account;
 use crate::auth::Viewer;
@@ -81,14 +81,13 @@ async fn cancel_in_transaction(
         ReservationStatus::Cancelled => return Err(AppError::HoldCancelled),
     }
     let freed = set_seats_of(conn, reservation_id, SeatStatus::Available).await?;
-    let cancelled: Reservation = diesel::update(reservations::table.find(reservation_id))
+    let cancel = diesel::update(reservations::table.find(reservation_id))
         .set((
             reservations::status.eq(ReservationStatus::Cancelled),
             reservations::updated_at.eq(diesel::dsl::now),
         ))
-        .returning(Reservation::as_returning())
-        .get_result(conn)
-        .await?;
+        .returning(Reservation::as_returning());
+    let cancelled: Reservation = crate::db::one(cancel, conn).await?;
     let event = Event::ReservationCancelled(ReservationCancelled {
         reservation_id,
         schedule_id: reservation.schedule_id,

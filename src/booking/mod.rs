@@ -9,7 +9,7 @@ pub mod seat_map;
 
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 
 use crate::auth::Viewer;
 use crate::catalogue::Seat;
@@ -206,11 +206,8 @@ async fn hold_once(
         SeatChoice::BestAvailable(count) => (None, i32::try_from(*count).unwrap_or(i32::MAX)),
     };
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let held: serde_json::Value =
-        diesel::select(hold_seats(user.0, schedule.0, seat_ids, best_count, ttl_ms))
-            .get_result(conn)
-            .await
-            .map_err(refusal)?;
+    let hold = diesel::select(hold_seats(user.0, schedule.0, seat_ids, best_count, ttl_ms));
+    let held: serde_json::Value = crate::db::one(hold, conn).await.map_err(refusal)?;
     serde_json::from_value(held).map_err(AppError::internal)
 }
 
@@ -248,8 +245,10 @@ pub(crate) async fn set_seats_of(
     reservation: ReservationId,
     status: SeatStatus,
 ) -> AppResult<Vec<SeatId>> {
-    let changed: Vec<i64> = diesel::select(set_seats_of_sql(reservation.0, status))
-        .get_result(conn)
-        .await?;
+    let changed: Vec<i64> = crate::db::one(
+        diesel::select(set_seats_of_sql(reservation.0, status)),
+        conn,
+    )
+    .await?;
     Ok(changed.into_iter().map(SeatId).collect())
 }

@@ -33,12 +33,11 @@ impl Reservation {
     ) -> crate::error::AppResult<Reservation> {
         use crate::error::AppError;
         use diesel::OptionalExtension;
-        use diesel_async::RunQueryDsl;
-        let reservation: Reservation = reservations::table
+        let locked = reservations::table
             .find(id)
             .select(Reservation::as_select())
-            .for_update()
-            .first(conn)
+            .for_update();
+        let reservation: Reservation = crate::db::one(locked, conn)
             .await
             .optional()?
             .ok_or(AppError::NotFound("reservation"))?;
@@ -69,13 +68,10 @@ impl Reservation {
         id: ReservationId,
     ) -> QueryResult<Option<Reservation>> {
         use diesel::OptionalExtension;
-        use diesel_async::RunQueryDsl;
-        reservations::table
+        let query = reservations::table
             .find(id)
-            .select(Reservation::as_select())
-            .first(conn)
-            .await
-            .optional()
+            .select(Reservation::as_select());
+        crate::db::one(query, conn).await.optional()
     }
 
     /// The seats of each reservation, by seat number.

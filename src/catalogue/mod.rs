@@ -164,12 +164,8 @@ impl Schedule {
         conn: &mut AsyncPgConnection,
         id: ScheduleId,
     ) -> QueryResult<Option<ConcertId>> {
-        schedules::table
-            .find(id)
-            .select(schedules::concert_id)
-            .first(conn)
-            .await
-            .optional()
+        let query = schedules::table.find(id).select(schedules::concert_id);
+        crate::db::one(query, conn).await.optional()
     }
 
     pub async fn by_ids(

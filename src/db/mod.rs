@@ -29,6 +29,39 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 pub type DbConn = PooledConnection<'static, AsyncPgConnection>;
 
+/// The future [`one`] returns: the whole answer, loaded, then its first row.
+pub type OneRow<'conn, 'query, Q, U> = futures::future::Map<
+    diesel_async::return_futures::LoadFuture<'conn, 'query, Q, AsyncPgConnection, U>,
+    fn(diesel::QueryResult<Vec<U>>) -> diesel::QueryResult<U>,
+>;
+
+/// The one row a statement answers, read to the end of the answer.
+///
+/// PostgreSQL can send an error after the row: a statement's implicit transaction commits only
+/// when the server reads the Sync that follows it, and a `statement_timeout` that fires between
+/// the row and that Sync (a stalled server) rolls the statement back. diesel-async's `get_result`
+/// and `first` take the first row and drop the rest of the answer unread, so they report such a
+/// rolled-back write as done; the `postgres-stall` drill (docs/drills/) saw a hold answered with a
+/// reservation that did not exist. This reads to the end, so the error is the answer. No row is
+/// `Err(NotFound)`, as with `first`. The architecture test keeps `get_result` and `first` out.
+pub fn one<'query, 'conn, Q, U>(
+    query: Q,
+    conn: &'conn mut AsyncPgConnection,
+) -> OneRow<'conn, 'query, Q, U>
+where
+    Q: diesel_async::methods::LoadQuery<'query, AsyncPgConnection, U> + 'query,
+    U: Send,
+{
+    diesel_async::RunQueryDsl::load(query, conn).map(first_row)
+}
+
+fn first_row<U>(rows: diesel::QueryResult<Vec<U>>) -> diesel::QueryResult<U> {
+    rows?
+        .into_iter()
+        .next()
+        .ok_or(diesel::result::Error::NotFound)
+}
+
 /// The shared connection pool, plus a count of the SQL statements its connections ran.
 #[derive(Clone)]
 pub struct Database {

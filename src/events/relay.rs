@@ -165,14 +165,14 @@ impl Relay {
     /// Outbox backlog gauges: unpublished rows and the age of the oldest.
     async fn record_backlog(&self) -> AppResult<()> {
         let mut conn = self.db.conn().await?;
-        let (count, oldest): (i64, Option<DateTime<Utc>>) = outbox::table
+        let backlog = outbox::table
             .filter(outbox::published_at.is_null())
             .select((
                 diesel::dsl::count_star(),
                 diesel::dsl::min(outbox::created_at),
-            ))
-            .first(&mut conn)
-            .await?;
+            ));
+        let (count, oldest): (i64, Option<DateTime<Utc>>) =
+            crate::db::one(backlog, &mut conn).await?;
         metrics::gauge!(m::OUTBOX_BACKLOG).set(count as f64);
         let age = oldest.map_or(0.0, |oldest| {
             (Utc::now() - oldest).num_milliseconds() as f64 / 1000.0

@@ -29,13 +29,12 @@ pub async fn replay<T: DeserializeOwned>(
     key: &str,
     request: &str,
 ) -> AppResult<Option<T>> {
-    let stored: Option<(String, serde_json::Value)> = idempotency_keys::table
+    let query = idempotency_keys::table
         .filter(idempotency_keys::user_id.eq(user))
         .filter(idempotency_keys::key.eq(key))
-        .select((idempotency_keys::request_hash, idempotency_keys::response))
-        .first(conn)
-        .await
-        .optional()?;
+        .select((idempotency_keys::request_hash, idempotency_keys::response));
+    let stored: Option<(String, serde_json::Value)> =
+        crate::db::one(query, conn).await.optional()?;
     match stored {
         None => Ok(None),
         Some((stored_request, _)) if stored_request != request => {

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Viewer;
@@ -138,16 +138,14 @@ async fn pay_once_in_db(
     key: &str,
     request: &str,
 ) -> AppResult<Option<(Receipt, ScheduleId, Vec<SeatId>)>> {
-    let answer: serde_json::Value = diesel::select(pay_reservation(
+    let pay = diesel::select(pay_reservation(
         user.0,
         concert.0,
         reservation_id.0,
         key,
         request,
-    ))
-    .get_result(conn)
-    .await
-    .map_err(refusal)?;
+    ));
+    let answer: serde_json::Value = crate::db::one(pay, conn).await.map_err(refusal)?;
     if answer.get("claimed") == Some(&serde_json::Value::Bool(false)) {
         return Ok(None);
     }

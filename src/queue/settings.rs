@@ -233,12 +233,12 @@ pub async fn change(
 ) -> AppResult<ConcertQueue> {
     change.validate()?;
     require_concert(conn, concert).await?;
-    let current: Option<Row> = queue_settings::table
-        .find(concert)
-        .select(Row::as_select())
-        .first(conn)
-        .await
-        .optional()?;
+    let current: Option<Row> = crate::db::one(
+        queue_settings::table.find(concert).select(Row::as_select()),
+        conn,
+    )
+    .await
+    .optional()?;
     let row = change.onto(current.unwrap_or_else(|| Row::empty(concert)));
     diesel::insert_into(queue_settings::table)
         .values(&row)

@@ -193,3 +193,45 @@ async fn a_token_of_a_missing_user_is_told_not_found() {
     assert_eq!(code, "NOT_FOUND", "{body}");
     assert!(!message.contains("foreign key"), "{message}");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    id: i32,
+}
+
+/// A statement's implicit transaction commits when PostgreSQL reads the Sync after it, so an error
+/// can follow the row: here a deferred unique check, at commit; in the postgres-stall drill, a
+/// statement timeout that fired between the row and the commit, and a hold was answered with a
+/// reservation that had been rolled back. `db::one` reads the answer to its end and returns that
+/// error; diesel-async's `get_result`, which stops at the row, reports the write as done.
+#[tokio::test]
+async fn a_write_rolled_back_at_commit_is_an_error_not_a_row() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let mut conn = app.db().await;
+    conn.batch_execute(
+        "CREATE TEMP TABLE written_once (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .await
+    .expect("a temporary table");
+
+    let twice = || diesel::sql_query("INSERT INTO written_once VALUES (1), (1) RETURNING id");
+    let read_to_the_end = concert_reservation::db::one::<_, Id>(twice(), &mut conn).await;
+    assert!(
+        read_to_the_end.is_err(),
+        "the commit failed, so the answer is an error, not the row {:?}",
+        read_to_the_end.map(|row| row.id)
+    );
+    let first_row_only = twice().get_result::<Id>(&mut conn).await;
+    assert_eq!(
+        first_row_only.map(|row| row.id).ok(),
+        Some(1),
+        "get_result stops at the row (why db::one exists); if this changes, get_result is safe again"
+    );
+    let kept = diesel::sql_query("SELECT count(*)::int AS id FROM written_once")
+        .load::<Id>(&mut conn)
+        .await
+        .expect("a count");
+    assert_eq!(kept[0].id, 0, "both inserts were rolled back");
+}

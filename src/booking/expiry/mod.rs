@@ -38,7 +38,7 @@ pub async fn expire(conn: &mut AsyncPgConnection, ids: &[ReservationId]) -> AppR
         return Ok(0);
     }
     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
-    let expired: i32 = diesel::select(expire_holds(ids)).get_result(conn).await?;
+    let expired: i32 = crate::db::one(diesel::select(expire_holds(ids)), conn).await?;
     Ok(usize::try_from(expired).unwrap_or(0))
 }
 
