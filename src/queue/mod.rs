@@ -194,10 +194,24 @@ pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// A Redis failure: the store being unreachable is `QUEUE_UNAVAILABLE` (fail closed); anything
-/// else (a script or type error) is a bug.
+/// A Redis failure: the store being unreachable, or reachable but not serving yet (loading its
+/// append-only file after a restart, a failover in progress), is `QUEUE_UNAVAILABLE` (fail
+/// closed); anything else (a script or type error) is a bug. The redis-restart drill saw the
+/// `LOADING` answers of a restarting Redis reach fans as INTERNAL.
 pub(crate) fn unavailable(err: redis::RedisError) -> AppError {
-    if err.is_io_error()
+    use redis::{ErrorKind, ServerErrorKind};
+    let not_serving = matches!(
+        err.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::ReadOnly
+        )
+    );
+    if not_serving
+        || err.is_io_error()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_timeout()
@@ -570,5 +584,39 @@ impl Queue {
         let mut conn = self.conn().await?;
         let _: i64 = cmd.query_async(&mut *conn).await.map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unavailable;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    fn server_error(kind: ServerErrorKind) -> RedisError {
+        RedisError::from((ErrorKind::Server(kind), "an answer of the server"))
+    }
+
+    #[test]
+    fn a_redis_not_serving_yet_is_unavailable_and_a_script_error_a_bug() {
+        for kind in [
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+        ] {
+            assert_eq!(
+                unavailable(server_error(kind)).code(),
+                "QUEUE_UNAVAILABLE",
+                "{kind:?}"
+            );
+        }
+        let refused = RedisError::from((ErrorKind::Io, "connection refused"));
+        assert_eq!(unavailable(refused).code(), "QUEUE_UNAVAILABLE");
+        for kind in [ServerErrorKind::ResponseError, ServerErrorKind::NoScript] {
+            assert_eq!(
+                unavailable(server_error(kind)).code(),
+                "INTERNAL",
+                "{kind:?}"
+            );
+        }
     }
 }
