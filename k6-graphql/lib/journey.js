@@ -28,8 +28,9 @@
 //
 // Env: USERS (20000), USER_ID_BASE (0: fans are users 1..USERS, who must exist with points),
 //      CONCERTS (1), POLL (hint | fixed), POLL_SECONDS (1), MAX_WAIT_SECONDS (60),
-//      MAX_SEATS_PER_HOLD (2), PAY (1; 0 stops after the hold), BUSY_RETRIES (20), BUSY_FALLBACK_MS
-//      (250), RUN_ID (idempotency-key prefix), ERROR_LOG_PER_VU (3).
+//      MAX_SEATS_PER_HOLD (2), PAY (1; 0 stops after the hold), UNPAID_SHARE (0: the share of
+//      journeys, by k mod 100, that stop after the hold and leave it to expire), BUSY_RETRIES (20),
+//      BUSY_FALLBACK_MS (250), RUN_ID (idempotency-key prefix), ERROR_LOG_PER_VU (3).
 //
 // What is an error: every GraphQL request not answered BUSY counts in journey_real_failed (a
 // Rate) unless all its error codes are EXPECTED_CODES, business answers a correct system gives
@@ -78,6 +79,7 @@ export const settings = {
   maxWaitSeconds: envFloat('MAX_WAIT_SECONDS', 60),
   maxSeatsPerHold: envInt('MAX_SEATS_PER_HOLD', 2),
   pay: envStr('PAY', '1') === '1',
+  unpaidShare: envFloat('UNPAID_SHARE', 0),
   busyRetries: envInt('BUSY_RETRIES', 20),
   runId: envStr('RUN_ID', String(Date.now())),
   errorLogPerVu: envInt('ERROR_LOG_PER_VU', 3),
@@ -135,6 +137,7 @@ function request(j, name, query, variables, extra = {}) {
   for (let tries = 0; ; tries++) {
     const tags = j.tagsNow();
     const r = gql(GRAPHQL_URL, query, variables, Object.assign({ token: j.jwt, name, tags }, extra));
+    if (j.onAnswer) j.onAnswer(name, r);
     const opTags = Object.assign({ op: name }, tags);
     if (isBusy(r)) {
       journeyBusy.add(1, opTags);
@@ -205,12 +208,13 @@ function hold(j, k, scheduleId, free, count, q) {
 }
 
 // Runs journey `k`. `tagsNow()` gives the extra tags of a request sent now (phase, step,
-// window); they go on every metric of that request. Returns the outcome.
-export function runJourney(k, tagsNow = () => ({})) {
+// window); they go on every metric of that request. `onAnswer(op, result)`, when given, sees every
+// answer (BUSY ones included) as it comes. Returns the outcome.
+export function runJourney(k, tagsNow = () => ({}), onAnswer = null) {
   const s = settings;
   const userId = s.userIdBase + 1 + (k % s.users);
   const concertId = 1 + Math.floor(Math.random() * s.concerts);
-  const j = { userId, jwt: jwtOf(userId), tagsNow };
+  const j = { userId, jwt: jwtOf(userId), tagsNow, onAnswer };
   const started = Date.now();
   const startTags = tagsNow();
   const call = (name, query, variables, extra) => request(j, name, query, variables, extra);
@@ -243,7 +247,7 @@ export function runJourney(k, tagsNow = () => ({})) {
 
   const reservation = hold(j, k, scheduleId, free, count, q);
   if (reservation.outcome) return end(reservation.outcome);
-  if (!s.pay) {
+  if (!s.pay || k % 100 < s.unpaidShare * 100) {
     journeyActiveMs.add(Date.now() - activeAt, startTags);
     return end('held');
   }

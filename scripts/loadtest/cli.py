@@ -73,6 +73,8 @@ def dispatch(args):
         return rerender(rest)
     if name == "check":
         return self_check()
+    if name == "drill":
+        return drill(rest)
     opts = parse_options(rest)
     if name == "smoke":
         if set(opts) - {"profile"}:
@@ -83,6 +85,22 @@ def dispatch(args):
         raise UsageError(f"unknown scenario: {name} (known: {', '.join(SCENARIOS)}, smoke)")
     run_stamp = stamp()
     return Run(SCENARIOS[name](opts, run_stamp), opts, run_stamp).execute()
+
+
+def drill(args):
+    """`drill NAME|all [--rate R] [--profile P]` (scripts/drill): one drill, or every drill in turn
+    (the exit status of the worst)."""
+    from loadtest.faults import FAULTS
+    if not args or args[0].startswith("-"):
+        print(USAGE, end="", file=sys.stderr)
+        raise UsageError(f"scripts/drill takes a drill: {', '.join(FAULTS)} or all")
+    names = list(FAULTS) if args[0] == "all" else [args[0]]
+    worst = 0
+    for name in names:
+        opts = dict(parse_options(args[1:]), fault=name)
+        run_stamp = stamp()
+        worst = max(worst, Run(SCENARIOS["drill"](opts, run_stamp), opts, run_stamp).execute())
+    return worst
 
 
 def main(args):

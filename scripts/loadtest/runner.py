@@ -19,7 +19,8 @@ from loadtest.util import (DEV_SECRET, PROJECT_ROOT, RESULTS_DIR, RUN_DIR, Fatal
 REPRODUCE_ENV = ("LOAD_RUST_BACKTRACE", "SEATS", "PREPARE_HOLDS", "LOAD_REPORT_NAME", "LOAD_PROFILE", "SEATS_PER_HOLD",
                  "TARGET_SECONDS", "ALIGN_EXPIRY", "SPIKE_FACTOR", "BASELINE_SECONDS", "BURST_SECONDS",
                  "RECOVERY_SECONDS", "ADMIT_SECONDS", "CONNECT_SECONDS", "CEILING_VUS", "HOLD_VUS", "PGBENCH_CLIENTS",
-                 "PGBENCH_JOBS", "SEATS_PER_SCHEDULE", "LOAD_CONCERTS", "PAY_VUS", "PAY_HOLDS")
+                 "PGBENCH_JOBS", "SEATS_PER_SCHEDULE", "LOAD_CONCERTS", "PAY_VUS", "PAY_HOLDS", "DRILL_AT_SECONDS",
+                 "DRILL_LENGTH_SECONDS", "DRILL_AFTER_SECONDS")
 
 
 class Run:
@@ -43,6 +44,8 @@ class Run:
 
     def command_line(self):
         line = f"scripts/load {self.scenario.name}"
+        if self.opts.get("fault"):
+            line = f"scripts/drill {self.opts['fault']}"
         for opt in ("users", "rate", "duration", "holds", "ttl", "subscribers", "step", "max", "poll", "profile"):
             if self.opts.get(opt):
                 line += f" --{opt} {self.opts[opt]}"
@@ -60,7 +63,9 @@ class Run:
         self.prepare_database()
         self.redis.clear_prefix()
         try:
+            self.scenario.setup(self)
             self.start_servers()
+            self.scenario.servers_started(self)
             started, finished, k6_rc = self.measure()
             if self.scenario.checks_data:
                 self.drain_outbox()
@@ -70,6 +75,7 @@ class Run:
             say("stopping the server")
             if self.servers:
                 self.servers.stop()
+            self.scenario.teardown(self)
             self.redis.clear_prefix()
         self.check_data()
         return self.write_report(started, finished, k6_rc)
@@ -161,7 +167,8 @@ class Run:
         self.save_redis_stats("before")
         if self.scenario.checks_data:
             write_json(self.out_dir / "pgstat.before.json", self.db.pg_stats())
-        args = k6.command(self.k6_bin, self.scenario.script, self.k6_env(), self.out_dir / "summary.json")
+        args = k6.command(self.k6_bin, self.scenario.script, self.k6_env(), self.out_dir / "summary.json",
+                          console=self.out_dir / "console.log" if self.scenario.console_log else None)
         say(f"running k6 ({self.scenario.script}; log: {rel(self.out_dir / 'k6.log')})")
         started = utc_now()
         proc = k6.start(args, self.out_dir / "k6.log", self.out_dir / "k6.cmd")

@@ -68,8 +68,9 @@ class Servers:
     """N instances on consecutive free ports behind the same services; the first is the one
     whose /metrics the sampler reads."""
 
-    def __init__(self, binary, env, first_port, count, out_dir, profile):
+    def __init__(self, binary, env, first_port, count, out_dir, profile, log_name="server.log"):
         self.binary, self.env, self.out_dir, self.profile = binary, env, out_dir, profile
+        self.log_name = log_name
         self.count = count
         self.procs, self.urls = [], []
         self.first_port = first_port
@@ -79,15 +80,26 @@ class Servers:
         for i in range(1, self.count + 1):
             if i > 1:
                 port = free_port(port + 1)
-            log = self.out_dir / ("server.log" if i == 1 else f"server-{i}.log")
             url = f"http://127.0.0.1:{port}"
-            say(f"starting {self.profile} server {i} of {self.count} on {url} (log: {rel(log)})")
-            env = dict(self.env, BIND_ADDR=f"127.0.0.1:{port}")
-            with open(log, "wb") as f:
-                proc = subprocess.Popen([str(self.binary), "serve"], env=env, stdout=f, stderr=subprocess.STDOUT)
-            self.procs.append(proc)
+            self.procs.append(self._spawn(i, url))
             self.urls.append(url)
-            self._wait_ready(proc, url, log, i)
+            self._wait_ready(self.procs[-1], url, self._log(i), i)
+
+    def _log(self, i):
+        stem, dot, ext = self.log_name.rpartition(".")
+        return self.out_dir / (self.log_name if i == 1 else f"{stem}-{i}{dot}{ext}")
+
+    def _spawn(self, i, url):
+        log = self._log(i)
+        say(f"starting {self.profile} server {i} of {self.count} on {url} (log: {rel(log)})")
+        env = dict(self.env, BIND_ADDR=url.removeprefix("http://"))
+        with open(log, "ab") as f:
+            return subprocess.Popen([str(self.binary), "serve"], env=env, stdout=f, stderr=subprocess.STDOUT)
+
+    def restart(self, index):
+        """Starts instance `index` (0-based) again on its port, after it exited; waits until ready."""
+        self.procs[index] = self._spawn(index + 1, self.urls[index])
+        self._wait_ready(self.procs[index], self.urls[index], self._log(index + 1), index + 1)
 
     def _wait_ready(self, proc, url, log, i):
         deadline = time.monotonic() + 60

@@ -29,11 +29,15 @@ RUNS = (
     ("breakpoint", "--rate 8 --step 8 --max 24 --duration 4", ""),
     ("subscriptions", "--subscribers 40", "ADMIT_SECONDS=5 CONNECT_SECONDS=2 FANS_PER_VU=10"),
     ("ceiling", "--duration 3", "CEILING_VUS=4 HOLD_VUS=4 PGBENCH_CLIENTS=4"),
+    ("drill", "redis-stall --rate 16", "DRILL_AT_SECONDS=5 DRILL_LENGTH_SECONDS=3 DRILL_AFTER_SECONDS=10"),
 )
 
 
 def label_of(name, args):
-    """The name of a smoke run's report and log: the scenario's, plus `-fixed` for `--poll fixed`."""
+    """The name of a smoke run's report and log: the scenario's, plus `-fixed` for `--poll fixed`;
+    a drill's, `drill-<name>`."""
+    if name == "drill":
+        return f"drill-{args.split()[0]}"
     return f"{name}-fixed" if "--poll fixed" in args else name
 
 

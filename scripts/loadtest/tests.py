@@ -215,5 +215,42 @@ class QueueWavePolling(unittest.TestCase):
         self.assertEqual(len(labels), len(set(labels)))
 
 
+class Drills(unittest.TestCase):
+    def test_answers_are_read_from_k6_console_lines(self):
+        from loadtest.scenarios.drill import read_answers
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write('time="x" level=info msg="answer 1700000000123 1 pay BUSY 12" source=console\n'
+                    'time="x" level=warning msg="journey error: op=pay" source=console\n')
+        self.assertEqual(read_answers(f.name), [{"t": 1700000000.123, "instance": 1, "op": "pay", "code": "BUSY", "ms": 12}])
+
+    def test_per_second_counts_failures_but_not_business_answers(self):
+        from loadtest.scenarios.drill import per_second
+        answers = [{"t": 100.2, "code": "OK", "ms": 5}, {"t": 100.9, "code": "SEAT_UNAVAILABLE", "ms": 7},
+                   {"t": 101.1, "code": "QUEUE_UNAVAILABLE", "ms": 1000}]
+        by = per_second(answers, 100.0)
+        self.assertEqual((by[0]["answers"], by[0]["failed"], by[1]["failed"]), (2, 0, 1))
+        self.assertEqual(by[1]["codes"], {"QUEUE_UNAVAILABLE": 1})
+
+    def test_recovered_from_the_second_after_the_last_bad_window(self):
+        from loadtest.scenarios.drill import recovered_second
+        ok = {"answers": 100, "failed": 0}
+        seconds = {s: dict(ok) for s in range(40)}
+        self.assertEqual(recovered_second(seconds, 10), 10, "never failed: recovered at the injection")
+        seconds[20] = {"answers": 100, "failed": 50}
+        self.assertEqual(recovered_second(seconds, 10), 21, "every 5 s window from 21 on is clean")
+
+    def test_alert_samples_join_into_spans(self):
+        from loadtest.alerts import spans
+        self.assertEqual(spans([5, 1, 2, 3, 9]), [(1, 3), (5, 5), (9, 9)])
+
+    def test_every_fault_has_a_name_a_title_and_restores(self):
+        from loadtest.faults import FAULTS, Fault
+        for name, cls in FAULTS.items():
+            self.assertEqual(cls.name, name)
+            self.assertTrue(cls.title and cls.what)
+            self.assertIsNot(cls.restore, Fault.restore, name)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,7 @@
 """Every scenario, by its command-line name (the order `scripts/load --help` lists them)."""
 
 from loadtest.scenarios.breakpoint import Breakpoint
+from loadtest.scenarios.drill import Drill
 from loadtest.scenarios.ceiling import Ceiling
 from loadtest.scenarios.mixed import Mixed
 from loadtest.scenarios.payments import Payments
@@ -11,4 +12,4 @@ from loadtest.scenarios.spike import Spike
 from loadtest.scenarios.subscriptions import Subscriptions
 
 SCENARIOS = {cls.name: cls for cls in (QueueWave, SeatStampede, Payments, SeatExpiry, Mixed, Spike, Breakpoint,
-                                       Subscriptions, Ceiling)}
+                                       Subscriptions, Ceiling, Drill)}

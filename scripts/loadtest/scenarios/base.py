@@ -16,6 +16,7 @@ class Scenario:
     queue_concert = None     # the concert whose queue the sampler watches in Redis
     checks_data = True       # drain the outbox, measure the data, run verify
     has_prepare = False
+    console_log = False      # k6's console lines to console.log (the drills' answers)
 
     def __init__(self, opts, stamp):
         self.opts, self.stamp = opts, stamp
@@ -33,6 +34,15 @@ class Scenario:
     def configure(self):
         """Sets k6_env, server_env and seed_args from the options."""
         raise NotImplementedError
+
+    def setup(self, run):
+        """Before the servers start (after the database is ready)."""
+
+    def servers_started(self, run):
+        """Once the servers are ready, before the prepare hook and the load."""
+
+    def teardown(self, run):
+        """At the end of the run, whatever happened (after the servers stopped)."""
 
     def prepare(self, run):
         """Runs once the server is ready, before the measured k6 run."""
