@@ -169,23 +169,24 @@ class RedisFault(Fault):
         events.fact("waiting_before", sum(len(v) for v in self.snapshot.values()))
 
     def after(self, run, events, back):
+        """The saved line against one moment right after Redis is back: each fan still waiting (in
+        the same order) or admitted; then how long until a fan of the line is ACTIVE."""
+        key = lambda c, name: f"{run.redis.prefix}q:{{{c}}}:{name}"
         after = self.lines(run)
-        admitted = kept = 0
+        active = {c: set(run.redis.client.zrange(key(c, "active"), 0, -1)) for c in self.snapshot}
+        kept = admitted = 0
+        in_order = True
         for concert, before in self.snapshot.items():
-            still = [t for t in before if t in set(after[concert])]
-            kept += len(still)
-            in_order = [t for t in after[concert] if t in set(before)]
-            if still != in_order:
-                events.fact("waiting_order_intact", False)
-        events.facts.setdefault("waiting_order_intact", True)
+            waiting = set(after[concert])
+            kept += sum(1 for t in before if t in waiting)
+            admitted += sum(1 for t in before if t in active[concert] and t not in waiting)
+            in_order &= [t for t in before if t in waiting] == [t for t in after[concert] if t in set(before)]
+        events.fact("waiting_order_intact", in_order)
         events.fact("waiting_kept", kept)
-        heads = [(c, line[0]) for c, line in self.snapshot.items() if line]
-        active = lambda: any(run.redis.client.zscore(f"{run.redis.prefix}q:{{{c}}}:active", t) is not None
-                             for c, t in heads)
-        at = wait_until(active, 60, step=0.1) if heads else None
-        for c, line in self.snapshot.items():
-            admitted += sum(1 for t in line if run.redis.client.zscore(f"{run.redis.prefix}q:{{{c}}}:active", t) is not None)
         events.fact("waiting_admitted_by_then", admitted)
+        heads = [(c, line[0]) for c, line in self.snapshot.items() if line and line[0] not in active[c]]
+        at = wait_until(lambda: any(run.redis.client.zscore(key(c, "active"), t) is not None for c, t in heads), 60,
+                        step=0.1) if heads else None
         if at:
             events.add("queue: a fan of the saved line became ACTIVE", at)
             events.fact("admission_resumed_after_back_s", round(at - back, 2))
