@@ -89,17 +89,22 @@ def dispatch(args):
 
 def drill(args):
     """`drill NAME|all [--rate R] [--profile P]` (scripts/drill): one drill, or every drill in turn
-    (the exit status of the worst)."""
+    (the exit status of the worst), then the results table of docs/drills/README.md;
+    `drill summary` writes only the table."""
+    from loadtest import drill_summary
     from loadtest.faults import FAULTS
     if not args or args[0].startswith("-"):
         print(USAGE, end="", file=sys.stderr)
-        raise UsageError(f"scripts/drill takes a drill: {', '.join(FAULTS)} or all")
+        raise UsageError(f"scripts/drill takes a drill: {', '.join(FAULTS)}, all or summary")
+    if args[0] == "summary":
+        return drill_summary.run(list(FAULTS))
     names = list(FAULTS) if args[0] == "all" else [args[0]]
     worst = 0
     for name in names:
         opts = dict(parse_options(args[1:]), fault=name)
         run_stamp = stamp()
         worst = max(worst, Run(SCENARIOS["drill"](opts, run_stamp), opts, run_stamp).execute())
+    drill_summary.run(list(FAULTS))
     return worst
 
 

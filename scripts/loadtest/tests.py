@@ -251,6 +251,33 @@ class Drills(unittest.TestCase):
             self.assertTrue(cls.title and cls.what)
             self.assertIsNot(cls.restore, Fault.restore, name)
 
+    def test_the_summary_is_written_between_its_markers_from_the_reports(self):
+        from loadtest import drill_summary
+        import tempfile
+        from pathlib import Path
+        report = {"passed": False, "source": {"commit": "abc1234"}, "verify": {"status": "passed"},
+                  "goals": [{"goal": "requests succeed again", "measured": "0.4 s"},
+                            {"goal": "leases moved", "measured": "1.81 s"}],
+                  "sql_checks": [{"check": "payments whose reservation is not CONFIRMED (x)", "actual": "0"},
+                                 {"check": "holds still HELD long after they expired (x)", "actual": "2"}],
+                  "timeline": {"errors_in_drill": 1460, "answers": 19047, "first_error_after_injection_s": None,
+                               "back_s": 31.6, "recovered_s": 32,
+                               "alerts": [{"alert": "B", "state": "firing"}, {"alert": "A", "state": "pending"}]}}
+        row = drill_summary.row("redis-stall", report)
+        for part in ("[redis-stall](redis-stall.md)", "**FAIL**", "1,460 of 19,047", "| never |", "| 0.4 s |",
+                     "leases moved: 1.81 s", "| 0 / 2 / ? |", "| B |", "`abc1234`"):
+            self.assertIn(part, row)
+        self.assertNotIn("requests succeed again", row, "the common target has its own column")
+        with tempfile.TemporaryDirectory() as d:
+            readme = Path(d) / "README.md"
+            readme.write_text(f"intro\n{drill_summary.BEGIN}\nold table\n{drill_summary.END}\noutro\n")
+            drill_summary.write(readme, "new table\n")
+            self.assertEqual(readme.read_text(),
+                             f"intro\n{drill_summary.BEGIN}\n\nnew table\n\n{drill_summary.END}\noutro\n")
+            readme.write_text("no markers\n")
+            with self.assertRaises(Fatal):
+                drill_summary.write(readme, "new table\n")
+
 
 if __name__ == "__main__":
     unittest.main()
