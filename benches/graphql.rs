@@ -106,7 +106,7 @@ fn hot_reads(c: &mut Criterion) {
     let (app, api, token) = runtime.block_on(async {
         let app = prepared_app().await;
         let api = build_api(app.clone()).expect("the API builds");
-        let fan = concert_reservation::auth::Viewer { user_id: UserId(1) };
+        let fan = concert_reservation::auth::Viewer::fan(UserId(1));
         let status = app
             .queue
             .enter(fan, ConcertId(1))
@@ -122,7 +122,7 @@ fn hot_reads(c: &mut Criterion) {
         run(&api, map).await;
         (app, api, status.token)
     });
-    let fan = || Identity::Authenticated(concert_reservation::auth::Viewer { user_id: UserId(1) });
+    let fan = || Identity::Authenticated(concert_reservation::auth::Viewer::fan(UserId(1)));
 
     let mut group = c.benchmark_group("graphql");
     group.measurement_time(Duration::from_secs(5));

@@ -1,5 +1,7 @@
 //! Identity: requests carry `Authorization: Bearer <JWT>` (HS256). The token's `sub` is the user
-//! id; no operation takes a user id from its arguments.
+//! id; no operation takes a user id from its arguments. An optional `role` claim says what else
+//! the caller may do: `"organiser"` may create and run on-sales ([`Role`]); without it the caller
+//! is a fan.
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -15,6 +17,38 @@ use crate::ids::UserId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Viewer {
     pub user_id: UserId,
+    pub role: Role,
+}
+
+impl Viewer {
+    /// A fan: the caller of every fan operation.
+    pub fn fan(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            role: Role::Fan,
+        }
+    }
+
+    /// The caller, if they may run organiser operations; `FORBIDDEN` otherwise.
+    pub fn organiser(self) -> Result<Self, AppError> {
+        match self.role {
+            Role::Organiser => Ok(self),
+            Role::Fan => Err(AppError::Forbidden(
+                "this operation is for organisers: it needs an access token with the `role` claim \"organiser\"".into(),
+            )),
+        }
+    }
+}
+
+/// What a caller may do besides buying tickets: the token's `role` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// No `role` claim: holds, pays, and reads their own bookings.
+    #[default]
+    Fan,
+    /// `"role": "organiser"`: creates concerts, schedules and seat maps, and runs their queues.
+    Organiser,
 }
 
 /// What the request said about identity: nothing, a valid token, or a bad one. Resolvers that
@@ -45,6 +79,9 @@ struct Claims {
     aud: String,
     exp: i64,
     iat: i64,
+    /// Absent for fans (every token issued before roles existed is a fan's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
 }
 
 /// Verifies (and, for tests, demos and load scripts, issues) access tokens.
@@ -90,16 +127,27 @@ impl Authenticator {
     fn verify(&self, token: &str) -> Result<Viewer, String> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| why_invalid(err.kind()))?;
+        let role = match data.claims.role.as_deref() {
+            None | Some("fan") => Role::Fan,
+            Some("organiser") => Role::Organiser,
+            Some(_) => return Err("the access token's `role` is not one we know".into()),
+        };
         match data.claims.sub.parse::<i64>() {
             Ok(id) if id > 0 => Ok(Viewer {
                 user_id: UserId(id),
+                role,
             }),
             _ => Err("the access token's `sub` is not a user id".into()),
         }
     }
 
-    /// Signs a token for `user_id`, valid for `ttl_seconds`.
+    /// Signs a fan's token for `user_id`, valid for `ttl_seconds`.
     pub fn issue(&self, user_id: UserId, ttl_seconds: i64) -> String {
+        self.issue_with_role(user_id, Role::Fan, ttl_seconds)
+    }
+
+    /// Signs a token for `user_id` with `role`, valid for `ttl_seconds`.
+    pub fn issue_with_role(&self, user_id: UserId, role: Role, ttl_seconds: i64) -> String {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -107,6 +155,10 @@ impl Authenticator {
             aud: self.audience.clone(),
             exp: now + ttl_seconds,
             iat: now,
+            role: match role {
+                Role::Fan => None,
+                Role::Organiser => Some("organiser".into()),
+            },
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail")
@@ -130,5 +182,62 @@ fn why_invalid(kind: &jsonwebtoken::errors::ErrorKind) -> String {
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::MissingAlgorithm => "the access token must be signed with HS256".into(),
         _ => "the access token is malformed: expected a signed JWT".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(&Config::try_parse_from(["cr"]).expect("defaults parse"))
+    }
+
+    fn claims(role: Option<&str>) -> Claims {
+        let now = Utc::now().timestamp();
+        let config = Config::try_parse_from(["cr"]).expect("defaults parse");
+        Claims {
+            sub: "7".into(),
+            iss: config.jwt_issuer,
+            aud: config.jwt_audience,
+            exp: now + 60,
+            iat: now,
+            role: role.map(str::to_owned),
+        }
+    }
+
+    fn signed(claims: &Claims) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &authenticator().encoding,
+        )
+        .expect("signs")
+    }
+
+    #[test]
+    fn the_role_claim_makes_an_organiser_and_its_absence_a_fan() {
+        let auth = authenticator();
+        let organiser = auth.issue_with_role(UserId(7), Role::Organiser, 60);
+        assert_eq!(
+            auth.verify(&organiser),
+            Ok(Viewer {
+                user_id: UserId(7),
+                role: Role::Organiser
+            })
+        );
+        assert_eq!(
+            auth.verify(&auth.issue(UserId(7), 60)),
+            Ok(Viewer::fan(UserId(7)))
+        );
+        assert_eq!(
+            auth.verify(&signed(&claims(Some("fan")))),
+            Ok(Viewer::fan(UserId(7)))
+        );
+        assert!(auth.verify(&signed(&claims(Some("admin")))).is_err());
+        assert!(Viewer::fan(UserId(7)).organiser().is_err());
+        assert!(auth.verify(&organiser).unwrap().organiser().is_ok());
     }
 }

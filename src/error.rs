@@ -64,6 +64,13 @@ pub mod code {
     pub const NOT_OWNER: &str = "NOT_OWNER";
     /// The idempotency key was already used for a different request.
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+    /// The caller is known but may not do this (an organiser operation asked by a fan).
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// The schedule already has another seat map; nothing was changed.
+    pub const SEAT_MAP_EXISTS: &str = "SEAT_MAP_EXISTS";
+    /// The schedule's sale has started (it opened, or a seat was held or sold): its seat map and
+    /// prices are fixed.
+    pub const SALE_STARTED: &str = "SALE_STARTED";
 }
 
 /// What went wrong, in terms a client can act on.
@@ -129,6 +136,12 @@ pub enum AppError {
     NotOwner,
     #[error("this idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this schedule already has a different seat map ({0} seats); nothing was changed")]
+    SeatMapExists(i64),
+    #[error("{0}")]
+    SaleStarted(String),
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -159,6 +172,9 @@ impl AppError {
             Self::InsufficientPoints { .. } => code::INSUFFICIENT_POINTS,
             Self::NotOwner => code::NOT_OWNER,
             Self::IdempotencyKeyReused => code::IDEMPOTENCY_KEY_REUSED,
+            Self::Forbidden(_) => code::FORBIDDEN,
+            Self::SeatMapExists(_) => code::SEAT_MAP_EXISTS,
+            Self::SaleStarted(_) => code::SALE_STARTED,
             Self::Internal(_) => code::INTERNAL,
         }
     }

@@ -3,7 +3,7 @@
 //! queue settings (`queue`).
 
 use clap::{Parser, Subcommand};
-use concert_reservation::auth::Authenticator;
+use concert_reservation::auth::{Authenticator, Role};
 use concert_reservation::config::Config;
 use concert_reservation::ids::{ConcertId, UserId};
 use concert_reservation::queue::QueueSettings;
@@ -47,6 +47,9 @@ enum Command {
         /// Seconds until the token expires.
         #[arg(long, default_value_t = 3600)]
         ttl_seconds: i64,
+        /// `organiser` may create concerts, seat maps and sales, and run their queues.
+        #[arg(long, value_enum, default_value_t = Role::Fan)]
+        role: Role,
     },
     /// Check the data's integrity (no seat sold twice, balances match the ledger, ...): one line
     /// per check; exit status 0 when all pass, 1 when one fails, 2 when they cannot run.
@@ -155,10 +158,14 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             return Ok(());
         }
-        Command::Token { user, ttl_seconds } => {
+        Command::Token {
+            user,
+            ttl_seconds,
+            role,
+        } => {
             println!(
                 "{}",
-                Authenticator::new(&cli.config).issue(UserId(user), ttl_seconds)
+                Authenticator::new(&cli.config).issue_with_role(UserId(user), role, ttl_seconds)
             );
             return Ok(());
         }

@@ -5,13 +5,15 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::account::{NewLedgerEntry, NewUser};
-use crate::catalogue::{NewConcert, NewSchedule, NewSeat};
+use crate::catalogue::organise::{self, Row, SaleTimes, SeatMap, Section};
 use crate::db::enums::{LedgerReason, SeatGrade};
-use crate::db::schema::{concerts, point_ledger, schedules, seats, users};
-use crate::ids::{ConcertId, ScheduleId, UserId};
+use crate::db::schema::{concerts, point_ledger, users};
+use crate::ids::UserId;
 
 /// Rows per INSERT: stays far below PostgreSQL's 65,535 bind parameters.
 const CHUNK: usize = 5_000;
+/// The most seats in a row of the demo seat map.
+const SEATS_PER_ROW: u32 = 20;
 
 const DEMO_CONCERTS: &[(&str, &str)] = &[
     ("Midnight Echoes World Tour", "The Lanterns"),
@@ -99,55 +101,32 @@ async fn seed_in_transaction(
         }
     }
 
-    let new_concerts: Vec<NewConcert<'_>> = (0..options.concerts)
-        .map(|i| {
-            let (title, artist) = DEMO_CONCERTS[i % DEMO_CONCERTS.len()];
-            NewConcert { title, artist }
-        })
-        .collect();
-    let concert_ids: Vec<ConcertId> = diesel::insert_into(concerts::table)
-        .values(&new_concerts)
-        .returning(concerts::id)
-        .get_results(conn)
-        .await?;
+    // Concerts, schedules and seat maps go through the organiser's own operations.
+    let mut concert_ids = Vec::with_capacity(options.concerts);
+    for i in 0..options.concerts {
+        let (title, artist) = DEMO_CONCERTS[i % DEMO_CONCERTS.len()];
+        concert_ids.push(organise::create_concert(conn, title, artist).await?.id);
+    }
 
     let first_show = Utc::now() + Duration::days(30);
-    let new_schedules: Vec<NewSchedule<'_>> = concert_ids
-        .iter()
-        .enumerate()
-        .flat_map(|(c, &concert_id)| {
-            (0..options.schedules_per_concert).map(move |s| NewSchedule {
-                concert_id,
+    let map = seat_map(options.seats_per_schedule);
+    let mut schedules = 0;
+    let mut seats = 0;
+    for (c, &concert_id) in concert_ids.iter().enumerate() {
+        for s in 0..options.schedules_per_concert {
+            let times = SaleTimes {
                 starts_at: first_show + Duration::days((c * 7 + s) as i64) + Duration::hours(19),
-                venue: VENUES[(c + s) % VENUES.len()],
-            })
-        })
-        .collect();
-    let schedule_ids: Vec<ScheduleId> = diesel::insert_into(schedules::table)
-        .values(&new_schedules)
-        .returning(schedules::id)
-        .get_results(conn)
-        .await?;
-
-    let new_seats: Vec<NewSeat> = schedule_ids
-        .iter()
-        .flat_map(|&schedule_id| {
-            (1..=options.seats_per_schedule).map(move |number| {
-                let (grade, price) = grade_and_price(number, options.seats_per_schedule);
-                NewSeat {
-                    schedule_id,
-                    number: number as i32,
-                    grade,
-                    price,
-                }
-            })
-        })
-        .collect();
-    for chunk in new_seats.chunks(CHUNK) {
-        diesel::insert_into(seats::table)
-            .values(chunk)
-            .execute(conn)
-            .await?;
+                prequeue_opens_at: None,
+                sales_open_at: None,
+                sales_close_at: None,
+            };
+            let venue = VENUES[(c + s) % VENUES.len()];
+            let schedule = organise::create_schedule(conn, concert_id, venue, times).await?;
+            schedules += 1;
+            if let Some(map) = &map {
+                seats += organise::lay_out(conn, schedule.id, map).await?.seats as usize;
+            }
+        }
     }
 
     let new_users: Vec<NewUser> = (1..=options.users)
@@ -182,10 +161,35 @@ async fn seed_in_transaction(
 
     Ok(SeedSummary {
         concerts: concert_ids.len(),
-        schedules: schedule_ids.len(),
-        seats: new_seats.len(),
+        schedules,
+        seats,
         users: new_users.len(),
         skipped: false,
+    })
+}
+
+/// The demo seat map of `seats` seats: one section, "Floor", front rows best (see
+/// [`grade_and_price`]), rows of at most 20 seats, each of one grade; seats numbered 1..=`seats`
+/// from the front. None for a schedule without seats.
+fn seat_map(seats: usize) -> Option<SeatMap> {
+    let mut rows: Vec<Row> = Vec::new();
+    for number in 1..=seats {
+        let (grade, price) = grade_and_price(number, seats);
+        match rows.last_mut() {
+            Some(row) if row.grade == grade && row.seats < SEATS_PER_ROW => row.seats += 1,
+            _ => rows.push(Row {
+                label: (rows.len() + 1).to_string(),
+                seats: 1,
+                grade,
+                price,
+            }),
+        }
+    }
+    (!rows.is_empty()).then(|| SeatMap {
+        sections: vec![Section {
+            name: "Floor".into(),
+            rows,
+        }],
     })
 }
 

@@ -102,6 +102,22 @@ impl ConcertDirectory {
     }
 }
 
+impl ConcertDirectory {
+    /// A concert this instance just created: known at once here (other instances learn it
+    /// within `CONCERT_CACHE_TTL` of a miss for its id).
+    pub async fn remember_concert(&self, id: ConcertId) {
+        self.known.insert(id, true).await;
+    }
+
+    /// A schedule this instance just created, likewise.
+    pub async fn remember_schedule(&self, schedule: &Schedule) {
+        self.concert_of
+            .insert(schedule.id, Some(schedule.concert_id))
+            .await;
+        self.schedules.insert(schedule.id, schedule.clone());
+    }
+}
+
 /// The error of a cache load that several callers waited for, for each of them.
 fn shared_error(err: std::sync::Arc<AppError>) -> AppError {
     match &*err {

@@ -3,6 +3,7 @@
 //! [`directory`] remembers which concerts exist and which concert a schedule belongs to.
 
 pub mod directory;
+pub mod organise;
 
 use std::collections::HashMap;
 
@@ -31,6 +32,12 @@ pub struct Schedule {
     pub concert_id: ConcertId,
     pub starts_at: DateTime<Utc>,
     pub venue: String,
+    /// Fans may enter the queue from then (None: when the sale opens).
+    pub prequeue_opens_at: Option<DateTime<Utc>>,
+    /// The sale opens then (None: it is open).
+    pub sales_open_at: Option<DateTime<Utc>>,
+    /// The sale closes then (None: when the performance starts).
+    pub sales_close_at: Option<DateTime<Utc>>,
 }
 
 #[derive(
@@ -84,6 +91,9 @@ pub struct NewSchedule<'a> {
     pub concert_id: ConcertId,
     pub starts_at: DateTime<Utc>,
     pub venue: &'a str,
+    pub prequeue_opens_at: Option<DateTime<Utc>>,
+    pub sales_open_at: Option<DateTime<Utc>>,
+    pub sales_close_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]

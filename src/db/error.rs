@@ -63,6 +63,16 @@ pub fn violates_unique(err: &DieselError, name: &str) -> bool {
     )
 }
 
+/// True when `err` is a foreign-key violation of the constraint named `name` (the row it refers
+/// to does not exist).
+pub fn violates_foreign_key(err: &DieselError, name: &str) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info)
+            if info.constraint_name() == Some(name)
+    )
+}
+
 /// True when `err` is a foreign-key violation of a reference to `users`: every such key is
 /// `<table>_user_id_fkey` (PostgreSQL's own naming, migration `core`).
 fn refers_to_missing_user(err: &DieselError) -> bool {

@@ -119,6 +119,9 @@ diesel::table! {
         concert_id -> Int8,
         starts_at -> Timestamptz,
         venue -> Text,
+        prequeue_opens_at -> Nullable<Timestamptz>,
+        sales_open_at -> Nullable<Timestamptz>,
+        sales_close_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -136,6 +139,9 @@ diesel::table! {
         status -> SeatStatus,
         updated_at -> Timestamptz,
         held_until -> Nullable<Timestamptz>,
+        section -> Text,
+        row_label -> Text,
+        seat_in_row -> Int4,
     }
 }
 

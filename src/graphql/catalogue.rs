@@ -109,6 +109,21 @@ impl ScheduleObject {
         &self.0.venue
     }
 
+    /// Fans may enter the queue from then; null: when the sale opens.
+    async fn prequeue_opens_at(&self) -> Option<DateTime<Utc>> {
+        self.0.prequeue_opens_at
+    }
+
+    /// The sale opens then; null: it is open.
+    async fn sales_open_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sales_open_at
+    }
+
+    /// The sale closes then; null: when the performance starts.
+    async fn sales_close_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sales_close_at
+    }
+
     async fn concert(&self, ctx: &Context<'_>) -> Result<ConcertObject> {
         let concert = loaders(ctx).concerts().load_one(self.0.concert_id).await?;
         let concert = concert.ok_or_else(|| {

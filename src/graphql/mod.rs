@@ -12,6 +12,7 @@ mod holds;
 mod limits;
 pub mod loaders;
 mod observe;
+mod organiser;
 mod payments;
 pub mod persisted;
 mod points;
@@ -33,6 +34,7 @@ pub struct Query(
     catalogue::CatalogueQuery,
     queue::QueueQuery,
     account::AccountQuery,
+    organiser::OrganiserQuery,
 );
 
 /// Write operations.
@@ -43,6 +45,7 @@ pub struct Mutation(
     payments::PaymentMutation,
     points::PointsMutation,
     reservations::ReservationMutation,
+    organiser::OrganiserMutation,
 );
 
 /// Pushed updates, over the websocket at `/graphql/ws`.

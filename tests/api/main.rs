@@ -16,6 +16,7 @@ mod hardening;
 mod holds;
 mod hostile;
 mod http;
+mod organiser;
 mod overload;
 mod payments;
 mod queue;

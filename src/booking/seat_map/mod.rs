@@ -13,6 +13,7 @@ pub mod cache;
 pub mod counts;
 pub mod feed;
 
+use crate::ids::ScheduleId;
 use crate::redis_store::RedisStore;
 use cache::MapCache;
 use counts::CountCache;
@@ -59,6 +60,25 @@ impl SeatMap {
         if let Err(err) = result {
             // The TTL still bounds staleness; subscribers miss this one change.
             tracing::warn!(error = %err, schedule = %change.schedule_id, "could not invalidate the seat map");
+        }
+    }
+
+    /// After a schedule's seats were laid out or repriced (no seat changed status): drops the
+    /// cached map and count here and in Redis. Other instances' own copies run out within the
+    /// TTL.
+    pub async fn dropped(&self, schedule: ScheduleId) {
+        self.counts.invalidate(schedule);
+        self.maps.invalidate(schedule);
+        let result = match self.redis.conn().await {
+            Ok(mut conn) => redis::cmd("DEL")
+                .arg(self.maps.key(schedule))
+                .query_async::<()>(&mut *conn)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(err) => Err(anyhow::Error::from(err)),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, schedule = %schedule, "could not drop the seat map");
         }
     }
 

@@ -54,7 +54,5 @@ impl TestApp {
 }
 
 fn viewer(fan: &Fan) -> Viewer {
-    Viewer {
-        user_id: UserId(fan.id),
-    }
+    Viewer::fan(UserId(fan.id))
 }

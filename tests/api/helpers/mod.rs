@@ -58,9 +58,7 @@ pub fn code(body: &Value) -> &str {
 }
 
 pub fn viewer(user: i64) -> concert_reservation::auth::Viewer {
-    concert_reservation::auth::Viewer {
-        user_id: concert_reservation::ids::UserId(user),
-    }
+    concert_reservation::auth::Viewer::fan(concert_reservation::ids::UserId(user))
 }
 
 /// One row with one BIGINT column `n`.
@@ -198,6 +196,28 @@ impl TestApp {
     /// A valid access token for `user`.
     pub fn token_for(&self, user: i64) -> String {
         self.token_with_ttl(user, 3600)
+    }
+
+    /// A valid access token for `user` with the organiser role.
+    pub fn organiser_token_for(&self, user: i64) -> String {
+        self.context.auth.issue_with_role(
+            concert_reservation::ids::UserId(user),
+            concert_reservation::auth::Role::Organiser,
+            3600,
+        )
+    }
+
+    /// Runs one GraphQL operation as organiser `user`.
+    pub async fn graphql_as_organiser(&self, user: i64, query: &str, variables: Value) -> Value {
+        self.graphql_with_headers(
+            query,
+            variables,
+            &[(
+                "authorization",
+                format!("Bearer {}", self.organiser_token_for(user)),
+            )],
+        )
+        .await
     }
 
     /// An access token for `user` that expires `ttl_seconds` from now (negative: expired).

@@ -1,0 +1,10 @@
+ALTER TABLE schedules
+    DROP CONSTRAINT schedules_sale_in_order,
+    DROP COLUMN sales_close_at,
+    DROP COLUMN sales_open_at,
+    DROP COLUMN prequeue_opens_at;
+ALTER TABLE seats
+    DROP CONSTRAINT seats_place_key,
+    DROP COLUMN seat_in_row,
+    DROP COLUMN row_label,
+    DROP COLUMN section;

@@ -1,0 +1,440 @@
+//! Organiser operations (issue 15): who may call them, what they create, and the bad input they
+//! refuse as a whole, against real PostgreSQL.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, code, scalar};
+
+const ORGANISER: i64 = 900;
+const FAN: i64 = 901;
+
+const CREATE_CONCERT: &str = "mutation($title: String!, $artist: String!) { \
+    createConcert(title: $title, artist: $artist) { id title artist } }";
+const CREATE_SCHEDULE: &str = "mutation($input: NewScheduleInput!) { createSchedule(input: $input) { \
+    id venue startsAt prequeueOpensAt salesOpenAt salesCloseAt concert { id } } }";
+const LAY_OUT: &str = "mutation($schedule: ID!, $sections: [SectionInput!]!) { \
+    layOutSeats(scheduleId: $schedule, sections: $sections) { scheduleId seats created } }";
+const SET_PRICE: &str = "mutation($schedule: ID!, $grade: SeatGrade!, $price: Int!) { \
+    setSeatPrice(scheduleId: $schedule, grade: $grade, price: $price) }";
+const SEATS: &str = "query($id: ID!) { schedule(id: $id) { seats { number grade price status } } }";
+
+fn data<'a>(body: &'a Value, field: &str) -> &'a Value {
+    assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+    &body["data"][field]
+}
+
+async fn new_concert(app: &TestApp) -> String {
+    let body = app
+        .graphql_as_organiser(
+            ORGANISER,
+            CREATE_CONCERT,
+            json!({ "title": "Aurora Live", "artist": "The Lanterns" }),
+        )
+        .await;
+    data(&body, "createConcert")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A schedule of `concert` whose sale opens in an hour (prices may still change).
+async fn new_schedule(app: &TestApp, concert: &str) -> String {
+    let now = chrono::Utc::now();
+    let input = json!({
+        "concertId": concert,
+        "venue": "Olympic Hall",
+        "startsAt": (now + chrono::Duration::days(30)).to_rfc3339(),
+        "prequeueOpensAt": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+        "salesOpenAt": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        "salesCloseAt": (now + chrono::Duration::days(29)).to_rfc3339(),
+    });
+    let body = app
+        .graphql_as_organiser(ORGANISER, CREATE_SCHEDULE, json!({ "input": input }))
+        .await;
+    data(&body, "createSchedule")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Two sections: Floor (rows A and B) and Balcony (row A).
+fn two_sections() -> Value {
+    json!([
+        { "name": "Floor", "rows": [
+            { "label": "A", "seats": 4, "grade": "VIP", "price": 150000 },
+            { "label": "B", "seats": 3, "grade": "R", "price": 120000 },
+        ] },
+        { "name": "Balcony", "rows": [
+            { "label": "A", "seats": 2, "grade": "A", "price": 60000 },
+        ] },
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organiser_operations_refuse_fans_and_callers_without_a_token() {
+    let app = TestApp::spawn().await;
+    let operations = [
+        (CREATE_CONCERT, json!({ "title": "T", "artist": "A" })),
+        (
+            "mutation { updateConcert(concertId: \"1\", title: \"T\") { id } }",
+            json!({}),
+        ),
+        (
+            LAY_OUT,
+            json!({ "schedule": "1", "sections": two_sections() }),
+        ),
+        (
+            SET_PRICE,
+            json!({ "schedule": "1", "grade": "VIP", "price": 1 }),
+        ),
+        (
+            "mutation { setQueueSettings(concertId: \"1\", paused: true) { paused } }",
+            json!({}),
+        ),
+        ("{ queueSettings(concertId: \"1\") { paused } }", json!({})),
+    ];
+    for (query, variables) in operations {
+        let as_fan = app.graphql_as(FAN, query, variables.clone()).await;
+        assert_eq!(code(&as_fan), "FORBIDDEN", "{query}: {as_fan}");
+        let anonymous = app.graphql_with(query, variables).await;
+        assert_eq!(code(&anonymous), "UNAUTHENTICATED", "{query}: {anonymous}");
+    }
+    assert_eq!(scalar(&app, "select count(*) as n from concerts").await, 0);
+    assert_eq!(
+        scalar(&app, "select count(*) as n from queue_settings").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organiser_creates_a_concert_a_schedule_and_its_seat_map() {
+    let app = TestApp::spawn().await;
+    let concert = new_concert(&app).await;
+    let renamed = app
+        .graphql_as_organiser(
+            ORGANISER,
+            "mutation($id: ID!) { updateConcert(concertId: $id, title: \"Aurora Live II\") { title artist } }",
+            json!({ "id": concert }),
+        )
+        .await;
+    assert_eq!(
+        data(&renamed, "updateConcert"),
+        &json!({ "title": "Aurora Live II", "artist": "The Lanterns" })
+    );
+
+    let schedule = new_schedule(&app, &concert).await;
+    let laid_out = app
+        .graphql_as_organiser(
+            ORGANISER,
+            LAY_OUT,
+            json!({ "schedule": schedule, "sections": two_sections() }),
+        )
+        .await;
+    assert_eq!(
+        data(&laid_out, "layOutSeats"),
+        &json!({ "scheduleId": schedule, "seats": 9, "created": true })
+    );
+
+    // Fans see it through the public catalogue, numbered in the order laid out.
+    let seats = app.graphql_with(SEATS, json!({ "id": schedule })).await;
+    let seats = data(&seats, "schedule")["seats"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let numbers: Vec<i64> = seats
+        .iter()
+        .map(|s| s["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=9).collect::<Vec<_>>());
+    let grades: Vec<&str> = seats.iter().map(|s| s["grade"].as_str().unwrap()).collect();
+    assert_eq!(
+        grades,
+        ["VIP", "VIP", "VIP", "VIP", "R", "R", "R", "A", "A"]
+    );
+    assert!(seats.iter().all(|s| s["status"] == "AVAILABLE"));
+    let places = scalar(
+        &app,
+        "select count(*) as n from seats where (section, row_label, seat_in_row) in \
+         (('Floor', 'A', 4), ('Floor', 'B', 3), ('Balcony', 'A', 2))",
+    )
+    .await;
+    assert_eq!(
+        places, 3,
+        "each seat has its section, row and place in the row"
+    );
+
+    // The same map again (a retry) changes nothing; another map is refused.
+    let again = app
+        .graphql_as_organiser(
+            ORGANISER,
+            LAY_OUT,
+            json!({ "schedule": schedule, "sections": two_sections() }),
+        )
+        .await;
+    assert_eq!(data(&again, "layOutSeats")["created"], false);
+    let other = app
+        .graphql_as_organiser(
+            ORGANISER,
+            LAY_OUT,
+            json!({ "schedule": schedule, "sections": [{ "name": "Floor", "rows": [
+                { "label": "A", "seats": 5, "grade": "VIP", "price": 150000 } ] }] }),
+        )
+        .await;
+    assert_eq!(code(&other), "SEAT_MAP_EXISTS", "{other}");
+    assert_eq!(scalar(&app, "select count(*) as n from seats").await, 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_as_a_whole_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let concert = new_concert(&app).await;
+    let schedule = new_schedule(&app, &concert).await;
+    let row = |label: &str, seats: i64, price: i64| json!({ "label": label, "seats": seats, "grade": "S", "price": price });
+    let bad_maps = [
+        json!([{ "name": "Floor", "rows": [row("A", 10, 1), row("A", 5, 1)] }]),
+        json!([{ "name": "Floor", "rows": [row("A", 10, 1)] }, { "name": " Floor ", "rows": [row("B", 1, 1)] }]),
+        json!([{ "name": "Floor", "rows": [row("A", 10, 1), row("B", 3, -5)] }]),
+        json!([{ "name": "Floor", "rows": [row("A", 0, 1)] }]),
+        json!([{ "name": "Floor", "rows": [row("A", -3, 1)] }]),
+        json!([{ "name": "Floor", "rows": [row("A", 1001, 1)] }]),
+        json!([{ "name": "", "rows": [row("A", 1, 1)] }]),
+        json!([{ "name": "Floor", "rows": [] }]),
+        json!([]),
+        json!([{ "name": "Floor", "rows": [row("A\u{0}", 1, 1)] }]),
+    ];
+    for sections in bad_maps {
+        let body = app
+            .graphql_as_organiser(
+                ORGANISER,
+                LAY_OUT,
+                json!({ "schedule": schedule, "sections": sections }),
+            )
+            .await;
+        assert_eq!(code(&body), "INVALID_INPUT", "{sections}: {body}");
+    }
+    assert_eq!(scalar(&app, "select count(*) as n from seats").await, 0);
+
+    let unknown = app
+        .graphql_as_organiser(
+            ORGANISER,
+            LAY_OUT,
+            json!({ "schedule": "987654", "sections": two_sections() }),
+        )
+        .await;
+    assert_eq!(code(&unknown), "NOT_FOUND", "{unknown}");
+
+    let now = chrono::Utc::now();
+    let at = |days: i64| (now + chrono::Duration::days(days)).to_rfc3339();
+    let bad_schedules = [
+        (
+            json!({ "concertId": concert, "venue": "Hall", "startsAt": at(30), "salesOpenAt": at(10), "salesCloseAt": at(5) }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "concertId": concert, "venue": "Hall", "startsAt": at(30), "salesOpenAt": at(10), "prequeueOpensAt": at(11) }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "concertId": concert, "venue": "Hall", "startsAt": at(30), "salesCloseAt": at(31) }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "concertId": concert, "venue": "  ", "startsAt": at(30) }),
+            "INVALID_INPUT",
+        ),
+        (
+            json!({ "concertId": "987654", "venue": "Hall", "startsAt": at(30) }),
+            "NOT_FOUND",
+        ),
+        (
+            json!({ "concertId": "x", "venue": "Hall", "startsAt": at(30) }),
+            "INVALID_INPUT",
+        ),
+    ];
+    for (input, expected) in bad_schedules {
+        let body = app
+            .graphql_as_organiser(ORGANISER, CREATE_SCHEDULE, json!({ "input": input }))
+            .await;
+        assert_eq!(code(&body), expected, "{input}: {body}");
+    }
+    assert_eq!(scalar(&app, "select count(*) as n from schedules").await, 1);
+
+    for (title, artist) in [("", "A"), ("T", &"x".repeat(201)[..]), ("T\u{7}", "A")] {
+        let body = app
+            .graphql_as_organiser(
+                ORGANISER,
+                CREATE_CONCERT,
+                json!({ "title": title, "artist": artist }),
+            )
+            .await;
+        assert_eq!(code(&body), "INVALID_INPUT", "{body}");
+    }
+    assert_eq!(scalar(&app, "select count(*) as n from concerts").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prices_change_before_the_sale_and_not_once_it_opened() {
+    let app = TestApp::spawn().await;
+    let concert = new_concert(&app).await;
+    let schedule = new_schedule(&app, &concert).await;
+    app.graphql_as_organiser(
+        ORGANISER,
+        LAY_OUT,
+        json!({ "schedule": schedule, "sections": two_sections() }),
+    )
+    .await;
+
+    let repriced = app
+        .graphql_as_organiser(
+            ORGANISER,
+            SET_PRICE,
+            json!({ "schedule": schedule, "grade": "VIP", "price": 175000 }),
+        )
+        .await;
+    assert_eq!(data(&repriced, "setSeatPrice"), 4);
+    let seats = app.graphql_with(SEATS, json!({ "id": schedule })).await;
+    let vip: Vec<i64> = data(&seats, "schedule")["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["grade"] == "VIP")
+        .map(|s| s["price"].as_i64().unwrap())
+        .collect();
+    assert_eq!(vip, [175000; 4], "the seat map shows the new price at once");
+
+    let negative = app
+        .graphql_as_organiser(
+            ORGANISER,
+            SET_PRICE,
+            json!({ "schedule": schedule, "grade": "VIP", "price": -1 }),
+        )
+        .await;
+    assert_eq!(code(&negative), "INVALID_INPUT");
+
+    // A schedule whose sale is open (no opening time) keeps its prices.
+    let open = app
+        .graphql_as_organiser(
+            ORGANISER,
+            CREATE_SCHEDULE,
+            json!({ "input": { "concertId": concert, "venue": "Hall",
+                "startsAt": (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339() } }),
+        )
+        .await;
+    let open = data(&open, "createSchedule")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = app
+        .graphql_as_organiser(
+            ORGANISER,
+            SET_PRICE,
+            json!({ "schedule": open, "grade": "VIP", "price": 1 }),
+        )
+        .await;
+    assert_eq!(code(&refused), "SALE_STARTED", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organisers_read_and_change_a_concerts_queue_settings() {
+    let app = TestApp::spawn().await;
+    let concert = new_concert(&app).await;
+    let set = "mutation($id: ID!, $rate: Float, $cap: Int, $paused: Boolean) { \
+        setQueueSettings(concertId: $id, admitPerSecond: $rate, activeCap: $cap, paused: $paused) { \
+        concertId admitPerSecond activeCap paused } }";
+    let changed = app
+        .graphql_as_organiser(
+            ORGANISER,
+            set,
+            json!({ "id": concert, "rate": 12.5, "cap": 300, "paused": true }),
+        )
+        .await;
+    assert_eq!(
+        data(&changed, "setQueueSettings"),
+        &json!({ "concertId": concert, "admitPerSecond": 12.5, "activeCap": 300, "paused": true })
+    );
+    let shown = app
+        .graphql_as_organiser(
+            ORGANISER,
+            "query($id: ID!) { queueSettings(concertId: $id) { admitPerSecond activeCap paused } }",
+            json!({ "id": concert }),
+        )
+        .await;
+    assert_eq!(
+        data(&shown, "queueSettings"),
+        &json!({ "admitPerSecond": 12.5, "activeCap": 300, "paused": true })
+    );
+    for variables in [
+        json!({ "id": concert, "rate": -1.0 }),
+        json!({ "id": concert, "cap": 0 }),
+        json!({ "id": concert, "cap": -4 }),
+    ] {
+        let body = app.graphql_as_organiser(ORGANISER, set, variables).await;
+        assert_eq!(code(&body), "INVALID_INPUT", "{body}");
+    }
+    let unknown = app
+        .graphql_as_organiser(ORGANISER, set, json!({ "id": "987654", "paused": false }))
+        .await;
+    assert_eq!(code(&unknown), "NOT_FOUND");
+}
+
+/// Two organisers lay out the same schedule at once with different maps: one map wins whole,
+/// the other is told `SEAT_MAP_EXISTS`, and no seat of the loser is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_seat_maps_for_one_schedule_never_mix() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let concert = new_concert(&app).await;
+    let schedule = new_schedule(&app, &concert).await;
+    let map = |seats: i64| {
+        json!([{ "name": "Floor", "rows": [
+        { "label": "A", "seats": seats, "grade": "S", "price": 1000 } ] }])
+    };
+    let tasks: Vec<_> = (1..=8)
+        .map(|i| {
+            let app = std::sync::Arc::clone(&app);
+            let variables = json!({ "schedule": schedule, "sections": map(100 + i) });
+            tokio::spawn(async move {
+                app.graphql_as_organiser(ORGANISER, LAY_OUT, variables)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        let body = task.await.unwrap();
+        match body.get("errors") {
+            None => won.push(body["data"]["layOutSeats"]["seats"].as_i64().unwrap()),
+            Some(_) => assert_eq!(code(&body), "SEAT_MAP_EXISTS", "{body}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one map is laid out");
+    assert_eq!(
+        scalar(&app, "select count(*) as n from seats").await,
+        won[0]
+    );
+}
+
+/// A 50,000-seat venue in one call (50 rows of 1,000), written whole. The time is printed, not
+/// asserted: performance lives in reports.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stadium_is_laid_out_in_one_call() {
+    let app = TestApp::spawn().await;
+    let concert = new_concert(&app).await;
+    let schedule = new_schedule(&app, &concert).await;
+    let rows: Vec<Value> = (1..=50)
+        .map(|r| json!({ "label": format!("{r}"), "seats": 1000, "grade": "A", "price": 60000 }))
+        .collect();
+    let started = std::time::Instant::now();
+    let body = app
+        .graphql_as_organiser(
+            ORGANISER,
+            LAY_OUT,
+            json!({ "schedule": schedule, "sections": [{ "name": "Stand", "rows": rows }] }),
+        )
+        .await;
+    println!("50,000 seats laid out in {:?}", started.elapsed());
+    assert_eq!(data(&body, "layOutSeats")["seats"], 50_000);
+    assert_eq!(
+        scalar(&app, "select count(distinct number) as n from seats").await,
+        50_000
+    );
+}
