@@ -178,6 +178,13 @@ pub struct Config {
     #[arg(long, env = "HOLD_MAX_SEATS", default_value_t = 4)]
     pub hold_max_seats: u32,
 
+    /// A paid booking can be cancelled (and refunded) until this many hours before its
+    /// performance; after that `cancelReservation` answers `NOT_REFUNDABLE`. Env
+    /// `REFUND_DEADLINE_HOURS` (0 to 87,600: ten years).
+    #[arg(long, env = "REFUND_DEADLINE_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(0..=87_600))]
+    pub refund_deadline_hours: u64,
+
     /// How long a schedule's seat map stays cached in Redis; 0 disables the cache.
     /// Env `SEAT_MAP_CACHE_TTL_SECONDS`.
     #[arg(long, env = "SEAT_MAP_CACHE_TTL_SECONDS", default_value_t = 2)]

@@ -71,6 +71,12 @@ pub mod code {
     /// The schedule's sale has started (it opened, or a seat was held or sold): its seat map and
     /// prices are fixed.
     pub const SALE_STARTED: &str = "SALE_STARTED";
+    /// The performance's sale has not opened yet (`extensions.opensAt` says when).
+    pub const SALE_NOT_OPEN: &str = "SALE_NOT_OPEN";
+    /// The performance's sale has closed.
+    pub const SALE_CLOSED: &str = "SALE_CLOSED";
+    /// A paid booking past the refund deadline before its performance.
+    pub const NOT_REFUNDABLE: &str = "NOT_REFUNDABLE";
 }
 
 /// What went wrong, in terms a client can act on.
@@ -142,6 +148,14 @@ pub enum AppError {
     SeatMapExists(i64),
     #[error("{0}")]
     SaleStarted(String),
+    #[error("the sale of this performance opens at {0}")]
+    SaleNotOpen(chrono::DateTime<chrono::Utc>),
+    #[error("the sale of this performance has closed")]
+    SaleClosed,
+    #[error(
+        "this booking can no longer be refunded: refunds end {hours} hours before the performance"
+    )]
+    NotRefundable { hours: u64 },
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -175,6 +189,9 @@ impl AppError {
             Self::Forbidden(_) => code::FORBIDDEN,
             Self::SeatMapExists(_) => code::SEAT_MAP_EXISTS,
             Self::SaleStarted(_) => code::SALE_STARTED,
+            Self::SaleNotOpen(_) => code::SALE_NOT_OPEN,
+            Self::SaleClosed => code::SALE_CLOSED,
+            Self::NotRefundable { .. } => code::NOT_REFUNDABLE,
             Self::Internal(_) => code::INTERNAL,
         }
     }
@@ -215,10 +232,17 @@ impl AppError {
             Self::Overloaded { retry_after_ms } => Some(*retry_after_ms),
             _ => None,
         };
+        let opens_at = match self {
+            Self::SaleNotOpen(at) => Some(at.to_rfc3339()),
+            _ => None,
+        };
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(ms) = retry_after_ms {
                 ext.set("retryAfterMs", ms);
+            }
+            if let Some(at) = &opens_at {
+                ext.set("opensAt", at.as_str());
             }
         })
     }

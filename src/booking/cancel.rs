@@ -1,7 +1,7 @@
 //! Cancellation: a fan cancels their own hold, or their paid booking, which refunds its price to
 //! their balance. The seats go back on sale in the same transaction.
 
-use chrono::Utc;
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::AsyncPgConnection;
 
@@ -10,7 +10,7 @@ use crate::auth::Viewer;
 use crate::booking::seat_map::SeatChange;
 use crate::booking::{Booking, Reservation, set_seats_of};
 use crate::db::enums::{LedgerReason, ReservationStatus, SeatStatus};
-use crate::db::schema::reservations;
+use crate::db::schema::{reservations, schedules};
 use crate::error::{AppError, AppResult};
 use crate::events::outbox::{self, Event, ReservationCancelled};
 use crate::ids::{ReservationId, SeatId, UserId};
@@ -27,10 +27,12 @@ impl Booking {
         let user = viewer.user_id;
         let _slot = self.limit.enter()?;
         let mut conn = self.db.conn().await?;
+        let deadline = self.refund_deadline_hours;
         let result = crate::retry_transaction!(&mut conn, async |tx| cancel_in_transaction(
             tx,
             user,
-            reservation_id
+            reservation_id,
+            deadline
         )
         .await);
         let outcome = match &result {
@@ -58,15 +60,29 @@ impl Booking {
     }
 }
 
+/// Cancels `reservation_id` of `user`; a paid one only until `refund_deadline_hours` before its
+/// performance.
 async fn cancel_in_transaction(
     conn: &mut AsyncPgConnection,
     user: UserId,
     reservation_id: ReservationId,
+    refund_deadline_hours: u64,
 ) -> AppResult<(Reservation, Vec<SeatId>)> {
     let reservation = Reservation::lock_own(conn, reservation_id, user).await?;
     match reservation.status {
         ReservationStatus::Held if reservation.expires_at > Utc::now() => {}
         ReservationStatus::Confirmed => {
+            let starts_at = schedules::table
+                .find(reservation.schedule_id)
+                .select(schedules::starts_at);
+            let starts_at: DateTime<Utc> = crate::db::one(starts_at, conn).await?;
+            // At most ten years (the setting's range): no overflow.
+            let deadline = Duration::hours(refund_deadline_hours as i64);
+            if Utc::now() + deadline > starts_at {
+                return Err(AppError::NotRefundable {
+                    hours: refund_deadline_hours,
+                });
+            }
             account::record(
                 conn,
                 user,

@@ -38,6 +38,8 @@ pub struct Booking {
     limit: BookingLimit,
     hold_ttl: Duration,
     hold_max_seats: u32,
+    /// Paid bookings are refundable until this many hours before their performance.
+    refund_deadline_hours: u64,
 }
 
 impl Booking {
@@ -57,6 +59,7 @@ impl Booking {
             limit,
             hold_ttl: Duration::from_secs(config.hold_ttl_seconds),
             hold_max_seats: config.hold_max_seats,
+            refund_deadline_hours: config.refund_deadline_hours,
         }
     }
 }
@@ -96,11 +99,13 @@ impl Booking {
         choice: SeatChoice,
     ) -> AppResult<Held> {
         validate(&choice, self.hold_max_seats)?;
-        let concert = self
+        let schedule = self
             .concerts
-            .concert_of(&self.db, schedule_id)
+            .schedule(&self.db, schedule_id)
             .await?
             .ok_or(AppError::NotFound("schedule"))?;
+        schedule.check_on_sale(chrono::Utc::now())?;
+        let concert = schedule.concert_id;
         let token = self
             .queue
             .require_active(viewer, concert, queue_token)

@@ -13,15 +13,16 @@ use crate::ids::{ConcertId, ScheduleId};
 /// an on-sale and must not hit PostgreSQL each time. A concert created after a miss for its id
 /// is known within `CONCERT_CACHE_TTL`.
 ///
-/// It also remembers which concert a schedule belongs to (that never changes), so the guard of
-/// holds and payments needs no query to find the queue a request must be ACTIVE in.
+/// It also remembers each schedule (its concert, which never changes, and its sale times), so the
+/// guard of holds needs no query to find the queue a request must be ACTIVE in, or whether the
+/// sale is open.
 ///
 /// Schedule rows are remembered for the same TTL: a seat map request reads its schedule from
 /// here, so a cached seat map costs no SQL at all.
 #[derive(Clone)]
 pub struct ConcertDirectory {
     known: moka::future::Cache<ConcertId, bool>,
-    concert_of: moka::future::Cache<ScheduleId, Option<ConcertId>>,
+    schedule_of: moka::future::Cache<ScheduleId, Option<Schedule>>,
     schedules: moka::sync::Cache<ScheduleId, Schedule>,
 }
 
@@ -35,7 +36,7 @@ impl Default for ConcertDirectory {
                 .time_to_live(CONCERT_CACHE_TTL)
                 .build(),
             // A miss (no such schedule) is forgotten after the TTL, like an unknown concert.
-            concert_of: moka::future::Cache::builder()
+            schedule_of: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(CONCERT_CACHE_TTL)
                 .build(),
@@ -86,19 +87,25 @@ impl ConcertDirectory {
             .map_err(shared_error)
     }
 
-    /// The concert of a schedule (`None`: no such schedule). Concurrent misses share a query.
+    /// A schedule (`None`: no such schedule): its concert and its sale times, for the guard of
+    /// every hold. Concurrent misses share a query.
+    pub async fn schedule(&self, db: &Database, id: ScheduleId) -> AppResult<Option<Schedule>> {
+        self.schedule_of
+            .try_get_with(id, async {
+                let mut conn = db.conn().await?;
+                Ok::<_, AppError>(Schedule::by_ids(&mut conn, &[id]).await?.remove(&id))
+            })
+            .await
+            .map_err(shared_error)
+    }
+
+    /// The concert of a schedule (`None`: no such schedule).
     pub async fn concert_of(
         &self,
         db: &Database,
         schedule: ScheduleId,
     ) -> AppResult<Option<ConcertId>> {
-        self.concert_of
-            .try_get_with(schedule, async {
-                let mut conn = db.conn().await?;
-                Ok::<_, AppError>(Schedule::concert_of(&mut conn, schedule).await?)
-            })
-            .await
-            .map_err(shared_error)
+        Ok(self.schedule(db, schedule).await?.map(|s| s.concert_id))
     }
 }
 
@@ -111,8 +118,8 @@ impl ConcertDirectory {
 
     /// A schedule this instance just created, likewise.
     pub async fn remember_schedule(&self, schedule: &Schedule) {
-        self.concert_of
-            .insert(schedule.id, Some(schedule.concert_id))
+        self.schedule_of
+            .insert(schedule.id, Some(schedule.clone()))
             .await;
         self.schedules.insert(schedule.id, schedule.clone());
     }

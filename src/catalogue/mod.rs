@@ -14,6 +14,7 @@ use itertools::Itertools;
 
 use crate::db::enums::{SeatGrade, SeatStatus};
 use crate::db::schema::{concerts, schedules, seats};
+use crate::error::AppError;
 use crate::ids::{ConcertId, ScheduleId, SeatId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -169,13 +170,19 @@ impl Concert {
 }
 
 impl Schedule {
-    /// The concert a schedule belongs to (`None`: no such schedule).
-    pub async fn concert_of(
-        conn: &mut AsyncPgConnection,
-        id: ScheduleId,
-    ) -> QueryResult<Option<ConcertId>> {
-        let query = schedules::table.find(id).select(schedules::concert_id);
-        crate::db::one(query, conn).await.optional()
+    /// Whether the sale takes holds at `now`: from its opening (if it has one) until its
+    /// closing, or the start of the performance when it has none. `SALE_NOT_OPEN` (with the
+    /// opening time) before, `SALE_CLOSED` after.
+    pub fn check_on_sale(&self, now: DateTime<Utc>) -> Result<(), AppError> {
+        if let Some(opens) = self.sales_open_at
+            && now < opens
+        {
+            return Err(AppError::SaleNotOpen(opens));
+        }
+        if now >= self.sales_close_at.unwrap_or(self.starts_at) {
+            return Err(AppError::SaleClosed);
+        }
+        Ok(())
     }
 
     pub async fn by_ids(

@@ -438,3 +438,114 @@ async fn a_stadium_is_laid_out_in_one_call() {
         50_000
     );
 }
+
+/// Holds are taken only inside a performance's sale: `SALE_NOT_OPEN` (with `extensions.opensAt`)
+/// before its opening, `SALE_CLOSED` after its closing; the open performance of the same concert
+/// sells as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn holds_are_refused_outside_the_sales_window() {
+    let (app, fans) = TestApp::staged(10, 1, 1_000_000, |_| {}).await;
+    let fan = &fans[0];
+    let now = chrono::Utc::now();
+    let at = |hours: i64| (now + chrono::Duration::hours(hours)).to_rfc3339();
+    let schedule = |input: Value| {
+        let app = &app;
+        async move {
+            let body = app
+                .graphql_as_organiser(ORGANISER, CREATE_SCHEDULE, json!({ "input": input }))
+                .await;
+            let id = data(&body, "createSchedule")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let laid_out = app
+                .graphql_as_organiser(
+                    ORGANISER,
+                    LAY_OUT,
+                    json!({ "schedule": id, "sections": two_sections() }),
+                )
+                .await;
+            data(&laid_out, "layOutSeats");
+            id
+        }
+    };
+    let later = schedule(
+        json!({ "concertId": "1", "venue": "Hall", "startsAt": at(48),
+        "salesOpenAt": at(1) }),
+    )
+    .await;
+    let over = schedule(
+        json!({ "concertId": "1", "venue": "Hall", "startsAt": at(48),
+        "salesOpenAt": at(-3), "salesCloseAt": at(-1) }),
+    )
+    .await;
+    let hold = "mutation($s: ID!) { holdBestAvailable(scheduleId: $s, count: 1) { id } }";
+    let as_fan = |schedule: &str| {
+        let headers = vec![
+            ("authorization", format!("Bearer {}", app.token_for(fan.id))),
+            ("queue-token", fan.queue_token.clone().unwrap()),
+        ];
+        let app = &app;
+        let variables = json!({ "s": schedule });
+        async move { app.graphql_with_headers(hold, variables, &headers).await }
+    };
+
+    let not_open = as_fan(&later).await;
+    assert_eq!(code(&not_open), "SALE_NOT_OPEN", "{not_open}");
+    let opens_at = not_open["errors"][0]["extensions"]["opensAt"]
+        .as_str()
+        .unwrap();
+    let opens_at = chrono::DateTime::parse_from_rfc3339(opens_at).unwrap();
+    assert!((opens_at.timestamp() - (now + chrono::Duration::hours(1)).timestamp()).abs() <= 1);
+    let closed = as_fan(&over).await;
+    assert_eq!(code(&closed), "SALE_CLOSED", "{closed}");
+    assert_eq!(
+        scalar(&app, "select count(*) as n from reservations").await,
+        0
+    );
+
+    let open = as_fan("1").await;
+    assert!(
+        open.get("errors").is_none(),
+        "the open performance sells: {open}"
+    );
+}
+
+/// A paid booking is refunded when cancelled until `REFUND_DEADLINE_HOURS` before its
+/// performance, and not after (`NOT_REFUNDABLE`, nothing changed).
+#[tokio::test(flavor = "multi_thread")]
+async fn paid_bookings_are_refundable_until_the_deadline_before_the_show() {
+    let (app, fans) = TestApp::staged(10, 1, 1_000_000, |config| {
+        config.refund_deadline_hours = 24;
+    })
+    .await;
+    let fan = &fans[0];
+    let held = app.hold_best_available(fan, 1).await.unwrap();
+    let receipt = app.pay(fan, held.id, "refund-deadline").await.unwrap();
+
+    let mut conn = app.db().await;
+    use diesel_async::SimpleAsyncConnection;
+    conn.batch_execute("UPDATE schedules SET starts_at = now() + interval '23 hours'")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.cancel_reservation(fan, held.id).await.unwrap_err(),
+        "NOT_REFUNDABLE"
+    );
+    let status = scalar(
+        &app,
+        "select count(*) as n from reservations where status = 'CONFIRMED'",
+    )
+    .await;
+    assert_eq!(status, 1, "the booking stands");
+    let balance = scalar(&app, "select points as n from users where id = 1").await;
+    assert_eq!(balance, receipt.balance_after, "nothing refunded");
+
+    conn.batch_execute("UPDATE schedules SET starts_at = now() + interval '25 hours'")
+        .await
+        .unwrap();
+    let cancelled = app.cancel_reservation(fan, held.id).await.unwrap();
+    assert_eq!(cancelled.status, "CANCELLED");
+    let balance = scalar(&app, "select points as n from users where id = 1").await;
+    assert_eq!(balance, 1_000_000, "refunded in full");
+}
