@@ -178,6 +178,12 @@ pub struct Config {
     #[arg(long, env = "HOLD_MAX_SEATS", default_value_t = 4)]
     pub hold_max_seats: u32,
 
+    /// Most seats one fan may have of a performance, held and bought together; 0: no limit.
+    /// Beyond it a hold answers `TICKET_LIMIT`. Env `MAX_TICKETS_PER_FAN` (0 to 1,000).
+    #[arg(long, env = "MAX_TICKETS_PER_FAN", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub max_tickets_per_fan: u32,
+
     /// A paid booking can be cancelled (and refunded) until this many hours before its
     /// performance; after that `cancelReservation` answers `NOT_REFUNDABLE`. Env
     /// `REFUND_DEADLINE_HOURS` (0 to 87,600: ten years).

@@ -77,6 +77,8 @@ pub mod code {
     pub const SALE_CLOSED: &str = "SALE_CLOSED";
     /// A paid booking past the refund deadline before its performance.
     pub const NOT_REFUNDABLE: &str = "NOT_REFUNDABLE";
+    /// The hold would give the fan more seats of the performance than MAX_TICKETS_PER_FAN.
+    pub const TICKET_LIMIT: &str = "TICKET_LIMIT";
 }
 
 /// What went wrong, in terms a client can act on.
@@ -156,6 +158,10 @@ pub enum AppError {
         "this booking can no longer be refunded: refunds end {hours} hours before the performance"
     )]
     NotRefundable { hours: u64 },
+    #[error(
+        "a fan may have at most {max} seats of a performance, held and bought together; nothing was held"
+    )]
+    TicketLimit { max: u32 },
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -192,6 +198,7 @@ impl AppError {
             Self::SaleNotOpen(_) => code::SALE_NOT_OPEN,
             Self::SaleClosed => code::SALE_CLOSED,
             Self::NotRefundable { .. } => code::NOT_REFUNDABLE,
+            Self::TicketLimit { .. } => code::TICKET_LIMIT,
             Self::Internal(_) => code::INTERNAL,
         }
     }

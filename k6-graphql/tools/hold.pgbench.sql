@@ -13,7 +13,7 @@
 \set fan :client_id + 1
 -- @rollback@ BEGIN;
 SELECT (h->'reservation'->>'id')::bigint AS rid, (h->'seats'->0->>'id')::bigint AS seat
-  FROM hold_seats(:fan, :schedule, NULL, 1, 300000) h \gset
+  FROM hold_seats(:fan, :schedule, NULL, 1, 300000, NULL) h \gset
 -- @rollback@ ROLLBACK;
 -- @commit@ BEGIN;
 -- @commit@ UPDATE reservations SET status = 'CANCELLED', updated_at = now() WHERE id = :rid;

@@ -40,6 +40,8 @@ pub struct Booking {
     hold_max_seats: u32,
     /// Paid bookings are refundable until this many hours before their performance.
     refund_deadline_hours: u64,
+    /// Most seats of a performance per fan (None: no limit).
+    max_tickets_per_fan: Option<u32>,
 }
 
 impl Booking {
@@ -60,6 +62,8 @@ impl Booking {
             hold_ttl: Duration::from_secs(config.hold_ttl_seconds),
             hold_max_seats: config.hold_max_seats,
             refund_deadline_hours: config.refund_deadline_hours,
+            max_tickets_per_fan: (config.max_tickets_per_fan > 0)
+                .then_some(config.max_tickets_per_fan),
         }
     }
 }
@@ -126,7 +130,8 @@ impl Booking {
                 viewer.user_id,
                 schedule_id,
                 &choice,
-                self.hold_ttl
+                self.hold_ttl,
+                self.max_tickets_per_fan
             )
             .await
         );
@@ -179,14 +184,15 @@ fn validate(choice: &SeatChoice, max_seats: u32) -> AppResult<()> {
 }
 
 diesel::define_sql_function! {
-    /// The hold, inside PostgreSQL (migration `hold_in_one_statement`): one statement, planned
-    /// once per connection.
+    /// The hold, inside PostgreSQL (migrations `hold_in_one_statement`, `tickets_per_fan`): one
+    /// statement, planned once per connection.
     fn hold_seats(
         user_id: diesel::sql_types::BigInt,
         schedule_id: diesel::sql_types::BigInt,
         seat_ids: diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::BigInt>>,
         best_count: diesel::sql_types::Integer,
         ttl_ms: diesel::sql_types::BigInt,
+        max_per_fan: diesel::sql_types::Nullable<diesel::sql_types::Integer>,
     ) -> diesel::sql_types::Jsonb;
 }
 
@@ -205,20 +211,26 @@ async fn hold_once(
     schedule: ScheduleId,
     choice: &SeatChoice,
     ttl: Duration,
+    max_per_fan: Option<u32>,
 ) -> AppResult<Held> {
     let (seat_ids, best_count) = match choice {
         SeatChoice::Chosen(ids) => (Some(ids.iter().map(|id| id.0).collect::<Vec<_>>()), 0),
         SeatChoice::BestAvailable(count) => (None, i32::try_from(*count).unwrap_or(i32::MAX)),
     };
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let hold = diesel::select(hold_seats(user.0, schedule.0, seat_ids, best_count, ttl_ms));
-    let held: serde_json::Value = crate::db::one(hold, conn).await.map_err(refusal)?;
+    let limit = max_per_fan.map(|max| i32::try_from(max).unwrap_or(i32::MAX));
+    let hold = diesel::select(hold_seats(
+        user.0, schedule.0, seat_ids, best_count, ttl_ms, limit,
+    ));
+    let held: serde_json::Value = crate::db::one(hold, conn)
+        .await
+        .map_err(|err| refusal(err, max_per_fan))?;
     serde_json::from_value(held).map_err(AppError::internal)
 }
 
 /// The client's error for a refused hold: the function's own refusals, or the one-live-hold
 /// constraint.
-fn refusal(err: diesel::result::Error) -> AppError {
+fn refusal(err: diesel::result::Error, max_per_fan: Option<u32>) -> AppError {
     if violates_unique(&err, "reservations_one_hold_per_user_schedule") {
         return AppError::HoldAlreadyExists;
     }
@@ -230,6 +242,9 @@ fn refusal(err: diesel::result::Error) -> AppError {
         Some("SEAT_NOT_IN_SCHEDULE") => {
             AppError::InvalidInput("a requested seat does not belong to this schedule".into())
         }
+        Some("TICKET_LIMIT") => AppError::TicketLimit {
+            max: max_per_fan.unwrap_or_default(),
+        },
         _ => err.into(),
     }
 }

@@ -126,7 +126,7 @@ async fn a_hold_ending_exactly_now_frees_its_seat_everywhere() {
         assert_eq!(counts[&concert_reservation::ids::ScheduleId(1)], 2);
 
         let held: Scalar = diesel::sql_query(
-            "SELECT (hold_seats(1, 1, ARRAY[1]::bigint[], 0, 60000)->'reservation'->>'id')::bigint AS n",
+            "SELECT (hold_seats(1, 1, ARRAY[1]::bigint[], 0, 60000, NULL)->'reservation'->>'id')::bigint AS n",
         )
         .get_result(tx)
         .await?;

@@ -549,3 +549,85 @@ async fn paid_bookings_are_refundable_until_the_deadline_before_the_show() {
     let balance = scalar(&app, "select points as n from users where id = 1").await;
     assert_eq!(balance, 1_000_000, "refunded in full");
 }
+
+/// Seats of the staged performance a fan holds or bought (HELD and CONFIRMED).
+async fn seats_of(app: &TestApp, user: i64) -> i64 {
+    scalar(
+        app,
+        &format!(
+            "select count(*) as n from reservations r join reservation_seats rs \
+             on rs.reservation_id = r.id and rs.status = r.status \
+             where r.user_id = {user} and r.status in ('HELD', 'CONFIRMED')"
+        ),
+    )
+    .await
+}
+
+/// With `MAX_TICKETS_PER_FAN` = 3 a fan holds and buys at most three seats of a performance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_holds_and_buys_at_most_the_ticket_limit() {
+    let (app, fans) = TestApp::staged(20, 1, 10_000_000, |config| {
+        config.max_tickets_per_fan = 3;
+    })
+    .await;
+    let first = app.hold_best_available(&fans[0], 2).await.unwrap();
+    app.pay(&fans[0], first.id, "limit-1").await.unwrap();
+    // Paying ended the queue token: the fan comes back through the queue.
+    let fan = app.enter_queue(1, 1).await.unwrap();
+    app.admit(1, 1).await;
+    assert_eq!(
+        app.hold_best_available(&fan, 2).await.unwrap_err(),
+        "TICKET_LIMIT"
+    );
+    assert_eq!(seats_of(&app, 1).await, 2, "nothing was held");
+    let third = app.hold_best_available(&fan, 1).await.unwrap();
+    assert_eq!(seats_of(&app, 1).await, 3);
+    // A cancelled hold gives its seats back to the limit.
+    app.cancel_reservation(&fan, third.id).await.unwrap();
+    app.hold_best_available(&fan, 1).await.unwrap();
+    assert_eq!(seats_of(&app, 1).await, 3);
+}
+
+/// A payment and the same fan's next hold at the same moment: whichever commits first, the
+/// hold never takes the fan past the limit (it is told `TICKET_LIMIT`, `HOLD_ALREADY_EXISTS`
+/// or `QUEUE_TOKEN_EXPIRED`), for 12 fans at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_racing_the_next_hold_never_passes_the_ticket_limit() {
+    let (app, fans) = TestApp::staged(60, 12, 10_000_000, |config| {
+        config.max_tickets_per_fan = 3;
+    })
+    .await;
+    let app = std::sync::Arc::new(app);
+    let mut held = Vec::new();
+    for fan in &fans {
+        held.push(app.hold_best_available(fan, 2).await.unwrap().id);
+    }
+    let races: Vec<_> = fans
+        .iter()
+        .zip(held)
+        .map(|(fan, reservation)| {
+            let app = std::sync::Arc::clone(&app);
+            let fan = fan.clone();
+            tokio::spawn(async move {
+                let key = format!("race-{}", fan.id);
+                let (paid, next) = tokio::join!(
+                    app.pay(&fan, reservation, &key),
+                    app.hold_best_available(&fan, 2)
+                );
+                (paid.is_ok(), next.map(|r| r.id))
+            })
+        })
+        .collect();
+    for race in races {
+        let (paid, next) = race.await.unwrap();
+        assert!(paid, "the payment goes through");
+        let code = next.expect_err("the next hold would pass the limit");
+        assert!(
+            ["TICKET_LIMIT", "HOLD_ALREADY_EXISTS", "QUEUE_TOKEN_EXPIRED"].contains(&code.as_str()),
+            "{code}"
+        );
+    }
+    for fan in &fans {
+        assert_eq!(seats_of(&app, fan.id).await, 2);
+    }
+}

@@ -98,7 +98,7 @@ class Ceiling(Scenario):
         for variant in ("rollback", "commit"):
             self.pgbench(run, variant)
         # One hold for each pgbench client (fan c + 1) on the last schedules of concert 2.
-        run.db.value("select count(hold_seats(u, %s - (u - 1) / %s, NULL, 1, 86400000)) from generate_series(1, %s) u",
+        run.db.value("select count(hold_seats(u, %s - (u - 1) / %s, NULL, 1, 86400000, NULL)) from generate_series(1, %s) u",
                      (2 * self.schedules, SEATS, self.clients))
         self.pgbench(run, "pay-rollback")
         say(f"prepare: {self.pay_holds} holds through the API for the pay part (log: {rel(run.out_dir / 'prepare-k6.log')})")
