@@ -73,7 +73,7 @@ impl Booking {
 pub enum SeatChoice {
     /// These seats, all or nothing.
     Chosen(Vec<SeatId>),
-    /// Any `n` free seats, best grade then lowest number first.
+    /// `n` free seats: adjacent in one row when a row has them, else the best seats split.
     BestAvailable(u32),
 }
 

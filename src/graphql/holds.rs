@@ -29,7 +29,8 @@ impl HoldMutation {
         hold(ctx, schedule_id, SeatChoice::Chosen(seat_ids)).await
     }
 
-    /// Holds any `count` free seats, best grade and lowest number first.
+    /// Holds `count` free seats: side by side in one row when a row has them (the best such
+    /// run), else the best seats split (best grade, lowest number first).
     async fn hold_best_available(
         &self,
         ctx: &Context<'_>,

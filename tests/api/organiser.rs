@@ -631,3 +631,85 @@ async fn a_payment_racing_the_next_hold_never_passes_the_ticket_limit() {
         assert_eq!(seats_of(&app, fan.id).await, 2);
     }
 }
+
+/// The numbers of a reservation's seats, sorted.
+fn numbers(reservation: &crate::helpers::Reservation) -> Vec<i64> {
+    let mut numbers: Vec<i64> = reservation.seats.iter().map(|s| s.number).collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+/// `holdBestAvailable(count: N)` gives N adjacent seats in one row when a row has them, even
+/// of a lower grade than split seats would be; else the best seats, split. The staged map of 8
+/// seats is row 1 = R 1-2, row 2 = S 3-4, row 3 = A 5-8 (`seed`'s demo map).
+#[tokio::test(flavor = "multi_thread")]
+async fn best_available_seats_fans_together_when_a_row_has_room() {
+    let (app, fans) = TestApp::staged(8, 4, 1_000_000, |_| {}).await;
+    app.hold_seats(&fans[0], &[1]).await.unwrap();
+    let pair = app.hold_best_available(&fans[1], 2).await.unwrap();
+    assert_eq!(
+        numbers(&pair),
+        [3, 4],
+        "a pair in row 2, not seats 2 and 3 apart"
+    );
+    let three = app.hold_best_available(&fans[2], 3).await.unwrap();
+    assert_eq!(numbers(&three), [5, 6, 7]);
+    let split = app.hold_best_available(&fans[3], 2).await.unwrap();
+    assert_eq!(
+        numbers(&split),
+        [2, 8],
+        "no row has two free seats left: the best two, split"
+    );
+}
+
+/// Sixty fans ask for pairs at once on 100 seats: no seat is in two holds, every hold has its
+/// two seats, and (rows of 10 and 20 seats, all even) the pairs sit together.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_pairs_sit_together_and_never_share_a_seat() {
+    let (app, fans) = TestApp::staged(100, 60, 1_000_000, |_| {}).await;
+    let app = std::sync::Arc::new(app);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(fans.len()));
+    let tasks: Vec<_> = fans
+        .iter()
+        .map(|fan| {
+            let (app, barrier, fan) = (app.clone(), barrier.clone(), fan.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                app.hold_best_available(&fan, 2).await
+            })
+        })
+        .collect();
+    let mut together = 0;
+    let mut held = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(reservation) => {
+                held += 1;
+                let n = numbers(&reservation);
+                assert_eq!(n.len(), 2);
+                together += usize::from(n[1] == n[0] + 1);
+            }
+            Err(code) => assert_eq!(code, "SEAT_UNAVAILABLE"),
+        }
+    }
+    println!("{together} of {held} pairs together");
+    assert_eq!(held, 50, "100 seats make 50 pairs");
+    assert_eq!(
+        scalar(
+            &app,
+            "select count(distinct seat_id) as n from reservation_seats where status = 'HELD'"
+        )
+        .await,
+        100
+    );
+    assert!(together >= 40, "{together} of {held} pairs together");
+    let row_of = "select count(*) as n from reservation_seats a join reservation_seats b \
+        on a.reservation_id = b.reservation_id and a.seat_id < b.seat_id \
+        join seats x on x.id = a.seat_id join seats y on y.id = b.seat_id \
+        where x.row_label = y.row_label and y.seat_in_row = x.seat_in_row + 1";
+    assert_eq!(
+        scalar(&app, row_of).await,
+        together as i64,
+        "together means one row, side by side"
+    );
+}

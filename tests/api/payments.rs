@@ -398,9 +398,10 @@ async fn the_whole_journey_over_graphql() {
         account["reservations"][0]["payment"]["amount"],
         paid["data"]["pay"]["amount"]
     );
+    // Five seats: row 1 is seat 1 (R), row 2 seats 2-3 (S): the pair sits together in row 2.
     assert_eq!(
         account["reservations"][0]["seats"],
-        json!([{ "number": 1, "status": "SOLD" }, { "number": 2, "status": "SOLD" }])
+        json!([{ "number": 2, "status": "SOLD" }, { "number": 3, "status": "SOLD" }])
     );
 
     let anonymous = app.graphql("{ me { points } }").await;

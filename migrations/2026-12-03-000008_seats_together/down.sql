@@ -1,0 +1,121 @@
+-- Back to best available without seats together (migration tickets_per_fan).
+-- Holds seats of `schedule_id` for `user_id` until now + `ttl_ms`: exactly `seat_ids` when given,
+-- else the best `best_count` free seats (best grade, then lowest number). Seats are locked with
+-- FOR UPDATE SKIP LOCKED in a fixed order, so nobody waits behind another fan's lock: either every
+-- seat is free and locked at once, or the call raises and nothing is written (all or nothing).
+-- The fan's own past-due hold on the schedule no longer counts as their one live hold, and a seat
+-- whose hold ran out ends that hold first. Writes the reservation, its seats, the seats' HELD
+-- state and the `seats.held` event (the payload of the Rust `SeatsHeld`).
+--
+-- Returns {"reservation": {...}, "seats": [{...}, ...]} (seats by number). Raises
+-- 'SEAT_UNAVAILABLE' when the seats are taken, 'SEAT_NOT_IN_SCHEDULE' when a chosen seat is
+-- not of this schedule and 'TICKET_LIMIT' when the fan would have more than `max_per_fan` seats
+-- of the performance; a second live hold violates reservations_one_hold_per_user_schedule.
+CREATE OR REPLACE FUNCTION hold_seats(user_id BIGINT, schedule_id BIGINT, seat_ids BIGINT[], best_count INTEGER,
+                           ttl_ms BIGINT, max_per_fan INTEGER) RETURNS JSONB
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
+DECLARE
+    wanted INTEGER := coalesce(cardinality(seat_ids), best_count);
+    own_past_due BIGINT[];
+    locked BIGINT[];
+    past_due BIGINT[];
+    total BIGINT;
+    until TIMESTAMPTZ := now() + ttl_ms * INTERVAL '1 millisecond';
+    result JSONB;
+BEGIN
+    -- The caller's own hold on this schedule that ran out no longer counts as their live hold.
+    -- (Most holds have none: expire_holds is called only when there is one.)
+    own_past_due := array(
+        SELECT r.id FROM reservations r
+         WHERE r.user_id = hold_seats.user_id AND r.schedule_id = hold_seats.schedule_id
+           AND r.status = 'HELD' AND r.expires_at <= now());
+    IF cardinality(own_past_due) > 0 THEN
+        PERFORM expire_holds(own_past_due);
+    END IF;
+
+    -- At most `max_per_fan` seats of a performance per fan, held and bought together (NULL: no
+    -- limit). A hold of theirs being paid at this moment is counted either way (HELD before the
+    -- payment commits, CONFIRMED after), and two holds of theirs at once cannot both be written
+    -- (reservations_one_hold_per_user_schedule), so no lock is needed.
+    IF max_per_fan IS NOT NULL THEN
+        IF (SELECT count(*) FROM reservations r
+              JOIN reservation_seats rs ON rs.reservation_id = r.id AND rs.status = r.status
+             WHERE r.user_id = hold_seats.user_id AND r.schedule_id = hold_seats.schedule_id
+               AND r.status IN ('HELD', 'CONFIRMED')) + wanted > max_per_fan THEN
+            RAISE EXCEPTION 'TICKET_LIMIT';
+        END IF;
+    END IF;
+
+    -- Lock what is free, in a fixed order, skipping rows another transaction is locking now.
+    IF seat_ids IS NOT NULL THEN
+        SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}'),
+               coalesce(array_agg(f.id) FILTER (WHERE f.status = 'HELD'), '{}'),
+               coalesce(sum(f.price), 0)
+          INTO locked, past_due, total
+          FROM (SELECT s.id, s.status, s.price FROM seats s
+                 WHERE s.id = ANY (hold_seats.seat_ids) AND s.schedule_id = hold_seats.schedule_id
+                   AND seat_is_free(s.status, s.held_until)
+                 ORDER BY s.id
+                   FOR UPDATE SKIP LOCKED) f;
+    ELSE
+        SELECT coalesce(array_agg(f.id), '{}'),
+               coalesce(array_agg(f.id) FILTER (WHERE f.status = 'HELD'), '{}'),
+               coalesce(sum(f.price), 0)
+          INTO locked, past_due, total
+          FROM (SELECT s.id, s.status, s.price FROM seats s
+                 WHERE s.schedule_id = hold_seats.schedule_id
+                   AND seat_is_free(s.status, s.held_until)
+                 ORDER BY s.grade, s.number
+                 LIMIT best_count
+                   FOR UPDATE SKIP LOCKED) f;
+    END IF;
+
+    IF cardinality(locked) < wanted THEN
+        IF seat_ids IS NOT NULL AND (SELECT count(*) FROM seats s
+                                      WHERE s.id = ANY (hold_seats.seat_ids)
+                                        AND s.schedule_id = hold_seats.schedule_id) < wanted THEN
+            RAISE EXCEPTION 'SEAT_NOT_IN_SCHEDULE';
+        END IF;
+        RAISE EXCEPTION 'SEAT_UNAVAILABLE';
+    END IF;
+
+    -- Seats whose hold ran out: end that hold first, so the seat can join this one.
+    IF cardinality(past_due) > 0 THEN
+        PERFORM expire_holds(array(
+            SELECT rs.reservation_id FROM reservation_seats rs
+             WHERE rs.seat_id = ANY (past_due) AND rs.status = 'HELD'));
+    END IF;
+
+    -- The writes, as one statement: the reservation, its seats, the seats' HELD state and the
+    -- event. The foreign keys are checked at the end of the statement, when every row is there.
+    WITH held AS (
+        INSERT INTO reservations (user_id, schedule_id, status, total_price, expires_at)
+        VALUES (hold_seats.user_id, hold_seats.schedule_id, 'HELD', total, until)
+        RETURNING *
+    ), joined AS (
+        INSERT INTO reservation_seats (reservation_id, seat_id, status)
+        SELECT h.id, unnest(locked), 'HELD' FROM held h
+    ), marked AS (
+        UPDATE seats s SET status = 'HELD', held_until = until, updated_at = now()
+         WHERE s.id = ANY (locked)
+        RETURNING s.id, s.schedule_id, s.number, s.grade, s.price, s.status, s.held_until
+    ), event AS (
+        INSERT INTO outbox (event_type, partition_key, payload)
+        SELECT 'seats.held', h.schedule_id::TEXT, jsonb_build_object(
+                   'reservation_id', h.id,
+                   'schedule_id', h.schedule_id,
+                   'user_id', h.user_id,
+                   'seat_ids', to_jsonb(locked),
+                   'expires_at', h.expires_at)
+          FROM held h
+    )
+    SELECT jsonb_build_object('reservation', to_jsonb(h),
+                              'seats', (SELECT jsonb_agg(to_jsonb(m) ORDER BY m.number) FROM marked m))
+      INTO result
+      FROM held h;
+    RETURN result;
+END
+$$;
