@@ -20,6 +20,7 @@ pub mod ids;
 pub mod limit;
 pub mod metrics;
 pub mod payment;
+pub mod plan;
 pub mod pubsub;
 pub mod queue;
 pub mod redis_store;

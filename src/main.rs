@@ -11,7 +11,7 @@ use concert_reservation::queue::settings::{self, Change};
 use concert_reservation::seed::{self, SeedOptions};
 use concert_reservation::startup::{Application, shutdown_signal};
 use concert_reservation::verify::{self, VerifyOptions};
-use concert_reservation::{db, graphql, telemetry};
+use concert_reservation::{db, graphql, plan, telemetry};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers (JSON,
@@ -58,6 +58,31 @@ enum Command {
     /// their next tick.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Plan a sale: the admission rate and active cap to set, when it sells out, and how long
+    /// fans wait (the `capacityPlan` query computes the same).
+    Plan(PlanOptions),
+}
+
+#[derive(clap::Args)]
+struct PlanOptions {
+    /// Seats on sale.
+    #[arg(long)]
+    seats: u64,
+    /// Fans expected in the queue at the opening.
+    #[arg(long)]
+    fans: u64,
+    /// Seconds an admitted fan takes to buy (or give up).
+    #[arg(long, default_value_t = 60.0)]
+    seconds_to_buy: f64,
+    /// Seats each buying fan takes, on average.
+    #[arg(long, default_value_t = 1.0)]
+    seats_per_purchase: f64,
+    /// Share of admitted fans who buy, above 0 and at most 1.
+    #[arg(long, default_value_t = 0.5)]
+    conversion: f64,
+    /// Holds per second the booking path sustains (the ceiling report's holds/s).
+    #[arg(long)]
+    booking_capacity: f64,
 }
 
 #[derive(Subcommand)]
@@ -158,6 +183,24 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             return Ok(());
         }
+        Command::Plan(options) => {
+            let inputs = plan::Inputs {
+                seats: options.seats,
+                fans: options.fans,
+                seconds_to_buy: options.seconds_to_buy,
+                seats_per_purchase: options.seats_per_purchase,
+                conversion: options.conversion,
+                booking_capacity: options.booking_capacity,
+            };
+            match plan::plan(&inputs) {
+                Ok(plan) => print!("{plan}"),
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    std::process::exit(2);
+                }
+            }
+            return Ok(());
+        }
         Command::Token {
             user,
             ttl_seconds,
@@ -197,7 +240,9 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(verify::run(&cli.config.database_url, &options).await)
         }
         Command::Queue(command) => command.run(&cli.config).await?,
-        Command::Sdl | Command::Token { .. } => unreachable!("handled before logging starts"),
+        Command::Sdl | Command::Token { .. } | Command::Plan(_) => {
+            unreachable!("handled before logging starts")
+        }
     }
     Ok(())
 }

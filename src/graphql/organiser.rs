@@ -12,6 +12,7 @@ use crate::error::AppError;
 use crate::graphql::catalogue::{ConcertObject, ScheduleObject};
 use crate::graphql::context::{app, viewer};
 use crate::ids::{ConcertId, ScheduleId};
+use crate::plan;
 use crate::queue::settings::{self, Change, ConcertQueue};
 
 /// The caller, if an organiser.
@@ -22,8 +23,52 @@ fn organiser(ctx: &Context<'_>) -> Result<Viewer, AppError> {
 #[derive(Default)]
 pub struct OrganiserQuery;
 
+/// What the capacity planner needs to know about a sale.
+#[derive(InputObject)]
+pub struct CapacityPlanInput {
+    /// Seats on sale.
+    pub seats: i32,
+    /// Fans expected in the queue at the opening.
+    pub fans: i32,
+    /// Seconds an admitted fan takes to buy (or give up).
+    #[graphql(default = 60.0)]
+    pub seconds_to_buy: f64,
+    /// Seats each buying fan takes, on average.
+    #[graphql(default = 1.0)]
+    pub seats_per_purchase: f64,
+    /// Share of admitted fans who buy, above 0 and at most 1.
+    #[graphql(default = 0.5)]
+    pub conversion: f64,
+    /// Holds per second the booking path sustains (the ceiling report's holds/s).
+    pub booking_capacity: f64,
+}
+
 #[Object]
 impl OrganiserQuery {
+    /// The queue settings to use for a sale and what fans will see: the admission rate (80 % of
+    /// the booking capacity), the active cap (Little's law), when the last seat goes, how many
+    /// fans are told SOLD_OUT and the wait at some positions (organisers only).
+    async fn capacity_plan(
+        &self,
+        ctx: &Context<'_>,
+        input: CapacityPlanInput,
+    ) -> Result<CapacityPlanObject> {
+        organiser(ctx)?;
+        let count = |what: &str, value: i32| {
+            u64::try_from(value)
+                .map_err(|_| AppError::InvalidInput(format!("{what} must not be negative")))
+        };
+        let inputs = plan::Inputs {
+            seats: count("the seats", input.seats)?,
+            fans: count("the fans", input.fans)?,
+            seconds_to_buy: input.seconds_to_buy,
+            seats_per_purchase: input.seats_per_purchase,
+            conversion: input.conversion,
+            booking_capacity: input.booking_capacity,
+        };
+        Ok(CapacityPlanObject(plan::plan(&inputs)?))
+    }
+
     /// A concert's waiting-queue settings, as its admitter applies them (organisers only).
     async fn queue_settings(
         &self,
@@ -290,4 +335,52 @@ impl QueueSettingsObject {
     async fn paused(&self) -> bool {
         self.0.paused
     }
+}
+
+/// A sale's plan (`capacityPlan`).
+pub struct CapacityPlanObject(plan::Plan);
+
+#[Object(name = "CapacityPlan")]
+impl CapacityPlanObject {
+    /// Fans to admit per second (`setQueueSettings(admitPerSecond)`).
+    async fn admit_per_second(&self) -> f64 {
+        self.0.admit_per_second
+    }
+
+    /// Most ACTIVE fans at once (`setQueueSettings(activeCap)`).
+    async fn active_cap(&self) -> u64 {
+        self.0.active_cap
+    }
+
+    /// Fans admitted before the last seat is sold.
+    async fn fans_admitted(&self) -> u64 {
+        self.0.fans_admitted
+    }
+
+    /// Seconds from the opening until the last seat is sold; null: the fans do not fill the
+    /// venue.
+    async fn sold_out_after_seconds(&self) -> Option<f64> {
+        self.0.sold_out_after_seconds
+    }
+
+    /// Fans told SOLD_OUT while waiting.
+    async fn fans_told_sold_out(&self) -> u64 {
+        self.0.fans_told_sold_out
+    }
+
+    /// The expected wait in line at some positions.
+    async fn wait_by_position(&self) -> Vec<QueueWait> {
+        self.0
+            .wait_by_position
+            .iter()
+            .map(|&(position, seconds)| QueueWait { position, seconds })
+            .collect()
+    }
+}
+
+/// The expected wait at a place in line.
+#[derive(SimpleObject)]
+pub struct QueueWait {
+    pub position: u64,
+    pub seconds: f64,
 }

@@ -92,6 +92,10 @@ async fn organiser_operations_refuse_fans_and_callers_without_a_token() {
             json!({}),
         ),
         ("{ queueSettings(concertId: \"1\") { paused } }", json!({})),
+        (
+            "{ capacityPlan(input: { seats: 50, fans: 10, bookingCapacity: 10 }) { activeCap } }",
+            json!({}),
+        ),
     ];
     for (query, variables) in operations {
         let as_fan = app.graphql_as(FAN, query, variables.clone()).await;
@@ -712,4 +716,41 @@ async fn concurrent_pairs_sit_together_and_never_share_a_seat() {
         together as i64,
         "together means one row, side by side"
     );
+}
+
+/// `capacityPlan` answers what `concert-reservation plan` prints, and refuses impossible input.
+#[tokio::test(flavor = "multi_thread")]
+async fn organisers_plan_a_sale() {
+    let app = TestApp::spawn().await;
+    let query = "query($input: CapacityPlanInput!) { capacityPlan(input: $input) { \
+        admitPerSecond activeCap fansAdmitted soldOutAfterSeconds fansToldSoldOut \
+        waitByPosition { position seconds } } }";
+    let body = app
+        .graphql_as_organiser(
+            ORGANISER,
+            query,
+            json!({ "input": { "seats": 50, "fans": 10000, "secondsToBuy": 30,
+                "conversion": 0.5, "bookingCapacity": 100 } }),
+        )
+        .await;
+    let plan = data(&body, "capacityPlan");
+    assert_eq!(plan["admitPerSecond"], 80.0);
+    assert_eq!(plan["activeCap"], 2880);
+    assert_eq!(plan["fansAdmitted"], 100);
+    assert_eq!(plan["fansToldSoldOut"], 9900);
+    assert_eq!(plan["soldOutAfterSeconds"], 31.25);
+    assert_eq!(
+        plan["waitByPosition"][2],
+        json!({ "position": 100, "seconds": 1.2375 })
+    );
+    for input in [
+        json!({ "seats": -1, "fans": 10, "bookingCapacity": 10 }),
+        json!({ "seats": 10, "fans": 10, "bookingCapacity": 0 }),
+        json!({ "seats": 10, "fans": 10, "bookingCapacity": 10, "conversion": 2 }),
+    ] {
+        let body = app
+            .graphql_as_organiser(ORGANISER, query, json!({ "input": input }))
+            .await;
+        assert_eq!(code(&body), "INVALID_INPUT", "{input}: {body}");
+    }
 }
