@@ -17,13 +17,12 @@ use crate::ids::{ConcertId, ScheduleId};
 /// guard of holds needs no query to find the queue a request must be ACTIVE in, or whether the
 /// sale is open.
 ///
-/// Schedule rows are remembered for the same TTL: a seat map request reads its schedule from
-/// here, so a cached seat map costs no SQL at all.
+/// Schedule rows are remembered for the same TTL, in the same cache: a seat map request reads
+/// its schedule from here, so a cached seat map costs no SQL at all.
 #[derive(Clone)]
 pub struct ConcertDirectory {
     known: moka::future::Cache<ConcertId, bool>,
     schedule_of: moka::future::Cache<ScheduleId, Option<Schedule>>,
-    schedules: moka::sync::Cache<ScheduleId, Schedule>,
 }
 
 const CONCERT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -40,35 +39,33 @@ impl Default for ConcertDirectory {
                 .max_capacity(100_000)
                 .time_to_live(CONCERT_CACHE_TTL)
                 .build(),
-            schedules: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(CONCERT_CACHE_TTL)
-                .build(),
         }
     }
 }
 
 impl ConcertDirectory {
-    /// The schedules among `ids` that exist: cached rows, and the rest read in one query.
+    /// The schedules among `ids` that exist: cached rows, and the rest (a remembered miss
+    /// included) read in one query.
     pub async fn schedules(
         &self,
         db: &Database,
         ids: &[ScheduleId],
     ) -> AppResult<HashMap<ScheduleId, Schedule>> {
-        let mut found: HashMap<ScheduleId, Schedule> = ids
-            .iter()
-            .filter_map(|&id| Some((id, self.schedules.get(&id)?)))
-            .collect();
-        let missing: Vec<ScheduleId> = ids
-            .iter()
-            .filter(|id| !found.contains_key(id))
-            .copied()
-            .collect();
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for &id in ids {
+            match self.schedule_of.get(&id).await {
+                Some(Some(schedule)) => {
+                    found.insert(id, schedule);
+                }
+                _ => missing.push(id),
+            }
+        }
         if !missing.is_empty() {
             let mut conn = db.conn().await?;
             let loaded = Schedule::by_ids(&mut conn, &missing).await?;
             for (&id, schedule) in &loaded {
-                self.schedules.insert(id, schedule.clone());
+                self.schedule_of.insert(id, Some(schedule.clone())).await;
             }
             found.extend(loaded);
         }
@@ -121,7 +118,6 @@ impl ConcertDirectory {
         self.schedule_of
             .insert(schedule.id, Some(schedule.clone()))
             .await;
-        self.schedules.insert(schedule.id, schedule.clone());
     }
 }
 

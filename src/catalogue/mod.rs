@@ -97,15 +97,6 @@ pub struct NewSchedule<'a> {
     pub sales_close_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = seats)]
-pub struct NewSeat {
-    pub schedule_id: ScheduleId,
-    pub number: i32,
-    pub grade: SeatGrade,
-    pub price: i64,
-}
-
 impl Concert {
     /// One page of concerts, oldest first.
     pub async fn list(

@@ -69,16 +69,16 @@ pub async fn update_concert(
 ) -> AppResult<Concert> {
     let title = title.map(|t| text("the title", t, 200)).transpose()?;
     let artist = artist.map(|a| text("the artist", a, 200)).transpose()?;
+    if title.is_none() && artist.is_none() {
+        let found = Concert::by_ids(conn, &[id]).await?.remove(&id);
+        return found.ok_or(AppError::NotFound("concert"));
+    }
     let query = diesel::update(concerts::table.find(id))
         .set((
             title.map(|t| concerts::title.eq(t)),
             artist.map(|a| concerts::artist.eq(a)),
         ))
         .returning(Concert::as_returning());
-    if title.is_none() && artist.is_none() {
-        let found = Concert::by_ids(conn, &[id]).await?.remove(&id);
-        return found.ok_or(AppError::NotFound("concert"));
-    }
     crate::db::one(query, conn)
         .await
         .optional()?

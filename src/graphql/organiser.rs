@@ -20,6 +20,12 @@ fn organiser(ctx: &Context<'_>) -> Result<Viewer, AppError> {
     viewer(ctx)?.organiser()
 }
 
+/// A GraphQL `Int` that counts something, as an unsigned number; `INVALID_INPUT` naming `what`
+/// when it is negative.
+fn not_negative<T: TryFrom<i32>>(what: &str, value: i32) -> Result<T, AppError> {
+    T::try_from(value).map_err(|_| AppError::InvalidInput(format!("{what} must not be negative")))
+}
+
 #[derive(Default)]
 pub struct OrganiserQuery;
 
@@ -54,13 +60,9 @@ impl OrganiserQuery {
         input: CapacityPlanInput,
     ) -> Result<CapacityPlanObject> {
         organiser(ctx)?;
-        let count = |what: &str, value: i32| {
-            u64::try_from(value)
-                .map_err(|_| AppError::InvalidInput(format!("{what} must not be negative")))
-        };
         let inputs = plan::Inputs {
-            seats: count("the seats", input.seats)?,
-            fans: count("the fans", input.fans)?,
+            seats: not_negative("the seats", input.seats)?,
+            fans: not_negative("the fans", input.fans)?,
             seconds_to_buy: input.seconds_to_buy,
             seats_per_purchase: input.seats_per_purchase,
             conversion: input.conversion,
@@ -231,18 +233,14 @@ impl OrganiserMutation {
     ) -> Result<QueueSettingsObject> {
         organiser(ctx)?;
         let concert = ConcertId::parse(&concert_id)?;
-        let not_negative = |what: &str, value: Option<i32>| {
-            value
-                .map(|v| {
-                    u32::try_from(v)
-                        .map_err(|_| AppError::InvalidInput(format!("{what} must not be negative")))
-                })
-                .transpose()
-        };
         let change = Change {
             admit_per_second,
-            active_cap: not_negative("the active cap", active_cap)?,
-            active_ttl_seconds: not_negative("the active TTL", active_ttl_seconds)?.map(u64::from),
+            active_cap: active_cap
+                .map(|cap| not_negative("the active cap", cap))
+                .transpose()?,
+            active_ttl_seconds: active_ttl_seconds
+                .map(|ttl| not_negative("the active TTL", ttl))
+                .transpose()?,
             paused,
         };
         let app = app(ctx);

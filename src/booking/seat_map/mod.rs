@@ -42,14 +42,30 @@ impl SeatMap {
     /// After a committed change: drops the cached map and count, and tells every instance's
     /// subscribers.
     pub async fn changed(&self, change: SeatChange) {
-        self.counts.invalidate(change.schedule_id);
-        self.maps.invalidate(change.schedule_id);
         let payload = serde_json::to_string(&change).expect("a seat change always serializes");
         let mut pipe = redis::pipe();
         pipe.del(self.maps.key(change.schedule_id))
             .ignore()
             .publish(self.feed.channel(), payload)
             .ignore();
+        self.forget(change.schedule_id, &pipe).await;
+    }
+
+    /// After a schedule's seats were laid out or repriced (no seat changed status): drops the
+    /// cached map and count here and in Redis. Other instances' own copies run out within the
+    /// TTL.
+    pub async fn dropped(&self, schedule: ScheduleId) {
+        let mut pipe = redis::pipe();
+        pipe.del(self.maps.key(schedule)).ignore();
+        self.forget(schedule, &pipe).await;
+    }
+
+    /// Drops this instance's map and count of `schedule`, then runs `pipe` (which drops the
+    /// shared map, and may tell the other instances) in one round trip. A Redis failure is only
+    /// logged: the TTL still bounds staleness, and subscribers miss this one change.
+    async fn forget(&self, schedule: ScheduleId, pipe: &redis::Pipeline) {
+        self.counts.invalidate(schedule);
+        self.maps.invalidate(schedule);
         let result = match self.redis.conn().await {
             Ok(mut conn) => pipe
                 .query_async::<()>(&mut *conn)
@@ -58,27 +74,7 @@ impl SeatMap {
             Err(err) => Err(anyhow::Error::from(err)),
         };
         if let Err(err) = result {
-            // The TTL still bounds staleness; subscribers miss this one change.
-            tracing::warn!(error = %err, schedule = %change.schedule_id, "could not invalidate the seat map");
-        }
-    }
-
-    /// After a schedule's seats were laid out or repriced (no seat changed status): drops the
-    /// cached map and count here and in Redis. Other instances' own copies run out within the
-    /// TTL.
-    pub async fn dropped(&self, schedule: ScheduleId) {
-        self.counts.invalidate(schedule);
-        self.maps.invalidate(schedule);
-        let result = match self.redis.conn().await {
-            Ok(mut conn) => redis::cmd("DEL")
-                .arg(self.maps.key(schedule))
-                .query_async::<()>(&mut *conn)
-                .await
-                .map_err(anyhow::Error::from),
-            Err(err) => Err(anyhow::Error::from(err)),
-        };
-        if let Err(err) = result {
-            tracing::warn!(error = %err, schedule = %schedule, "could not drop the seat map");
+            tracing::warn!(error = %err, schedule = %schedule, "could not invalidate the seat map");
         }
     }
 
