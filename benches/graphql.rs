@@ -109,7 +109,7 @@ fn hot_reads(c: &mut Criterion) {
         let fan = concert_reservation::auth::Viewer::fan(UserId(1));
         let status = app
             .queue
-            .enter(fan, ConcertId(1))
+            .enter(fan, ConcertId(1), None)
             .await
             .expect("the fan enters the queue");
         // Warm: the schedule into the directory, the seat map into the cache.

@@ -150,8 +150,12 @@ pub enum AppError {
     SeatMapExists(i64),
     #[error("{0}")]
     SaleStarted(String),
-    #[error("the sale of this performance opens at {0}")]
-    SaleNotOpen(chrono::DateTime<chrono::Utc>),
+    #[error("the sale opens at {opens_at}")]
+    SaleNotOpen {
+        opens_at: chrono::DateTime<chrono::Utc>,
+        /// When fans may enter the queue's pre-queue, if that is what was refused.
+        prequeue_opens_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
     #[error("the sale of this performance has closed")]
     SaleClosed,
     #[error(
@@ -195,7 +199,7 @@ impl AppError {
             Self::Forbidden(_) => code::FORBIDDEN,
             Self::SeatMapExists(_) => code::SEAT_MAP_EXISTS,
             Self::SaleStarted(_) => code::SALE_STARTED,
-            Self::SaleNotOpen(_) => code::SALE_NOT_OPEN,
+            Self::SaleNotOpen { .. } => code::SALE_NOT_OPEN,
             Self::SaleClosed => code::SALE_CLOSED,
             Self::NotRefundable { .. } => code::NOT_REFUNDABLE,
             Self::TicketLimit { .. } => code::TICKET_LIMIT,
@@ -239,9 +243,15 @@ impl AppError {
             Self::Overloaded { retry_after_ms } => Some(*retry_after_ms),
             _ => None,
         };
-        let opens_at = match self {
-            Self::SaleNotOpen(at) => Some(at.to_rfc3339()),
-            _ => None,
+        let (opens_at, prequeue_opens_at) = match self {
+            Self::SaleNotOpen {
+                opens_at,
+                prequeue_opens_at,
+            } => (
+                Some(opens_at.to_rfc3339()),
+                prequeue_opens_at.map(|at| at.to_rfc3339()),
+            ),
+            _ => (None, None),
         };
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", code);
@@ -250,6 +260,9 @@ impl AppError {
             }
             if let Some(at) = &opens_at {
                 ext.set("opensAt", at.as_str());
+            }
+            if let Some(at) = &prequeue_opens_at {
+                ext.set("prequeueOpensAt", at.as_str());
             }
         })
     }

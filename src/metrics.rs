@@ -26,6 +26,8 @@ pub const QUEUE_WAIT_SECONDS: &str = "queue_wait_seconds";
 pub const QUEUE_ADMISSION_RATE: &str = "queue_admission_rate_per_second";
 pub const QUEUE_ADMISSION_TARGET_RATE: &str = "queue_admission_target_rate_per_second";
 pub const QUEUE_IDLED_TOTAL: &str = "queue_idled_total";
+pub const QUEUE_OPENINGS_TOTAL: &str = "queue_openings_total";
+pub const QUEUE_PREQUEUE: &str = "queue_prequeue";
 pub const QUEUE_SOLD_OUT: &str = "queue_sold_out";
 pub const QUEUE_TICK_FAILURES_TOTAL: &str = "queue_tick_failures_total";
 pub const QUEUE_SUBSCRIBERS: &str = "queue_subscribers";
@@ -231,6 +233,14 @@ fn describe_all() {
     describe_counter!(
         QUEUE_IDLED_TOTAL,
         "ACTIVE tokens per `concert` that lost their slot for holding nothing for QUEUE_ACTIVE_IDLE_SECONDS."
+    );
+    describe_counter!(
+        QUEUE_OPENINGS_TOTAL,
+        "Scheduled openings per `concert`: its pre-queue shuffled into the line (once per opening)."
+    );
+    describe_gauge!(
+        QUEUE_PREQUEUE,
+        "Fans per `concert` in its pre-queue, waiting for the opening's shuffle."
     );
     describe_gauge!(
         QUEUE_SOLD_OUT,

@@ -87,7 +87,7 @@ async fn seed_in_transaction(
     if options.reset {
         diesel::sql_query(
             "TRUNCATE outbox, idempotency_keys, payments, reservation_seats, point_ledger, \
-             reservations, seats, schedules, queue_settings, concerts, users RESTART IDENTITY",
+             reservations, seats, schedules, queue_settings, queue_openings, concerts, users RESTART IDENTITY",
         )
         .execute(conn)
         .await?;

@@ -3,7 +3,11 @@
 //! hottest paths of an on-sale and must not hit PostgreSQL each time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use chrono::Utc;
+
+use crate::catalogue::opening::QueueOpening;
 use crate::catalogue::{Concert, Schedule};
 use crate::db::Database;
 use crate::error::{AppError, AppResult};
@@ -13,6 +17,9 @@ use crate::ids::{ConcertId, ScheduleId};
 /// an on-sale and must not hit PostgreSQL each time. A concert created after a miss for its id
 /// is known within `CONCERT_CACHE_TTL`.
 ///
+/// With each concert it remembers its schedules' sale times, so entering a queue needs no query
+/// to learn whether the queue is open, in its pre-queue, or not open yet ([`QueueOpening`]).
+///
 /// It also remembers each schedule (its concert, which never changes, and its sale times), so the
 /// guard of holds needs no query to find the queue a request must be ACTIVE in, or whether the
 /// sale is open.
@@ -21,7 +28,8 @@ use crate::ids::{ConcertId, ScheduleId};
 /// its schedule from here, so a cached seat map costs no SQL at all.
 #[derive(Clone)]
 pub struct ConcertDirectory {
-    known: moka::future::Cache<ConcertId, bool>,
+    /// A concert's schedules (None: no such concert).
+    concerts: moka::future::Cache<ConcertId, Option<Arc<Vec<Schedule>>>>,
     schedule_of: moka::future::Cache<ScheduleId, Option<Schedule>>,
 }
 
@@ -30,7 +38,7 @@ const CONCERT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30
 impl Default for ConcertDirectory {
     fn default() -> Self {
         Self {
-            known: moka::future::Cache::builder()
+            concerts: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(CONCERT_CACHE_TTL)
                 .build(),
@@ -74,11 +82,31 @@ impl ConcertDirectory {
 
     /// True when the concert exists. Concurrent misses for one id share a single query.
     pub async fn exists(&self, db: &Database, id: ConcertId) -> AppResult<bool> {
-        self.known
+        Ok(self.schedules_of(db, id).await?.is_some())
+    }
+
+    /// Where the concert's queue stands now (None: no such concert).
+    pub async fn opening(&self, db: &Database, id: ConcertId) -> AppResult<Option<QueueOpening>> {
+        Ok(self
+            .schedules_of(db, id)
+            .await?
+            .map(|schedules| QueueOpening::of(&schedules, Utc::now())))
+    }
+
+    /// A concert's schedules (None: no such concert); concurrent misses share one checkout.
+    async fn schedules_of(
+        &self,
+        db: &Database,
+        id: ConcertId,
+    ) -> AppResult<Option<Arc<Vec<Schedule>>>> {
+        self.concerts
             .try_get_with(id, async {
                 let mut conn = db.conn().await?;
-                let found = Concert::by_ids(&mut conn, &[id]).await?;
-                Ok::<_, AppError>(found.contains_key(&id))
+                if !Concert::by_ids(&mut conn, &[id]).await?.contains_key(&id) {
+                    return Ok::<_, AppError>(None);
+                }
+                let mut schedules = Schedule::for_concerts(&mut conn, &[id]).await?;
+                Ok(Some(Arc::new(schedules.remove(&id).unwrap_or_default())))
             })
             .await
             .map_err(shared_error)
@@ -110,11 +138,12 @@ impl ConcertDirectory {
     /// A concert this instance just created: known at once here (other instances learn it
     /// within `CONCERT_CACHE_TTL` of a miss for its id).
     pub async fn remember_concert(&self, id: ConcertId) {
-        self.known.insert(id, true).await;
+        self.concerts.insert(id, Some(Arc::default())).await;
     }
 
-    /// A schedule this instance just created, likewise.
+    /// A schedule this instance just created, likewise (its concert's sale times are read again).
     pub async fn remember_schedule(&self, schedule: &Schedule) {
+        self.concerts.invalidate(&schedule.concert_id).await;
         self.schedule_of
             .insert(schedule.id, Some(schedule.clone()))
             .await;

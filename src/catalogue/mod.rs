@@ -3,6 +3,7 @@
 //! [`directory`] remembers which concerts exist and which concert a schedule belongs to.
 
 pub mod directory;
+pub mod opening;
 pub mod organise;
 
 use std::collections::HashMap;
@@ -168,7 +169,10 @@ impl Schedule {
         if let Some(opens) = self.sales_open_at
             && now < opens
         {
-            return Err(AppError::SaleNotOpen(opens));
+            return Err(AppError::SaleNotOpen {
+                opens_at: opens,
+                prequeue_opens_at: None,
+            });
         }
         if now >= self.sales_close_at.unwrap_or(self.starts_at) {
             return Err(AppError::SaleClosed);

@@ -76,6 +76,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    queue_openings (concert_id, sales_open_at) {
+        concert_id -> Int8,
+        sales_open_at -> Timestamptz,
+        seed -> Int8,
+        arrivals -> Array<Int8>,
+        opened_at -> Nullable<Timestamptz>,
+        fans_shuffled -> Nullable<Int4>,
+        fans_after_opening -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
     queue_settings (concert_id) {
         concert_id -> Int8,
         admit_per_second -> Nullable<Float8>,
@@ -159,6 +171,7 @@ diesel::joinable!(payments -> reservations (reservation_id));
 diesel::joinable!(payments -> users (user_id));
 diesel::joinable!(point_ledger -> reservations (reservation_id));
 diesel::joinable!(point_ledger -> users (user_id));
+diesel::joinable!(queue_openings -> concerts (concert_id));
 diesel::joinable!(queue_settings -> concerts (concert_id));
 diesel::joinable!(reservation_seats -> seats (seat_id));
 diesel::joinable!(reservations -> schedules (schedule_id));
@@ -172,6 +185,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     payments,
     point_ledger,
+    queue_openings,
     queue_settings,
     reservation_seats,
     reservations,

@@ -13,6 +13,7 @@ use crate::graphql::catalogue::{ConcertObject, ScheduleObject};
 use crate::graphql::context::{app, viewer};
 use crate::ids::{ConcertId, ScheduleId};
 use crate::plan;
+use crate::queue::opening::OpeningRecord;
 use crate::queue::settings::{self, Change, ConcertQueue};
 
 /// The caller, if an organiser.
@@ -83,6 +84,64 @@ impl OrganiserQuery {
         let mut conn = app.db.conn().await?;
         let shown = settings::show(&mut conn, app.queue.settings(), concert).await?;
         Ok(QueueSettingsObject(shown))
+    }
+
+    /// The latest scheduled opening of a concert's queue, for audit (organisers only): null
+    /// until a pre-queue has been shuffled into the line.
+    async fn queue_opening(
+        &self,
+        ctx: &Context<'_>,
+        concert_id: ID,
+    ) -> Result<Option<QueueOpeningObject>> {
+        organiser(ctx)?;
+        let concert = ConcertId::parse(&concert_id)?;
+        let mut conn = app(ctx).db.conn().await?;
+        let record = OpeningRecord::latest(&mut conn, concert)
+            .await
+            .map_err(AppError::from)?;
+        Ok(record.map(QueueOpeningObject))
+    }
+}
+
+/// A scheduled opening: the pre-queue's fans, in arrival order, shuffled with `seed` (ChaCha8,
+/// Fisher–Yates; see the queue's opening module) give the line's first places.
+pub struct QueueOpeningObject(OpeningRecord);
+
+#[Object(name = "QueueOpening")]
+impl QueueOpeningObject {
+    async fn concert_id(&self) -> ID {
+        self.0.concert_id.into()
+    }
+
+    /// The sale opening the shuffle was for.
+    async fn sales_open_at(&self) -> DateTime<Utc> {
+        self.0.sales_open_at
+    }
+
+    /// When the line was in place; null while the opening is under way.
+    async fn opened_at(&self) -> Option<DateTime<Utc>> {
+        self.0.opened_at
+    }
+
+    /// The shuffle's seed (a 64-bit integer, as a string).
+    async fn seed(&self) -> String {
+        self.0.seed.to_string()
+    }
+
+    /// Fans in the pre-queue when the admitter read it.
+    async fn fans_in_prequeue(&self) -> usize {
+        self.0.arrivals.len()
+    }
+
+    /// Fans placed by the shuffle.
+    async fn fans_shuffled(&self) -> Option<i32> {
+        self.0.fans_shuffled
+    }
+
+    /// Fans who came after the opening time, before the shuffle ran: placed behind, in arrival
+    /// order.
+    async fn fans_after_opening(&self) -> Option<i32> {
+        self.0.fans_after_opening
     }
 }
 

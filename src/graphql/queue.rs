@@ -30,15 +30,25 @@ pub struct QueueMutation;
 impl QueueMutation {
     /// Enters the concert's waiting queue and returns your token. Entering again returns the same
     /// token and keeps your place. A sold-out concert answers `SOLD_OUT` (no token).
+    ///
+    /// Before a scheduled opening you enter its pre-queue (status `PREQUEUE`, with `opensAt`):
+    /// at the opening everyone in it is shuffled into the line at random, so entering early gives
+    /// no advantage. Before the pre-queue opens: `SALE_NOT_OPEN` with `extensions.opensAt` and
+    /// `extensions.prequeueOpensAt`; after every sale of the concert has closed: `SALE_CLOSED`.
     async fn enter_queue(&self, ctx: &Context<'_>, concert_id: ID) -> Result<QueueStatusObject> {
         let viewer = viewer(ctx)?;
         let concert_id = ConcertId::parse(&concert_id)?;
         let app = app(ctx);
-        if !app.concerts.exists(&app.db, concert_id).await? {
-            return Err(AppError::NotFound("concert").into());
-        }
+        let opening = app
+            .concerts
+            .opening(&app.db, concert_id)
+            .await?
+            .ok_or(AppError::NotFound("concert"))?;
+        opening.check_enter()?;
         Ok(QueueStatusObject(
-            app.queue.enter(viewer, concert_id).await?,
+            app.queue
+                .enter(viewer, concert_id, opening.opens_at())
+                .await?,
         ))
     }
 }
@@ -48,8 +58,8 @@ pub struct QueueSubscription;
 
 #[Subscription]
 impl QueueSubscription {
-    /// Your place in line, pushed whenever it changes (position, ETA, SOLD_OUT and back, then
-    /// ACTIVE, then EXPIRED).
+    /// Your place in line, pushed whenever it changes (PREQUEUE until the opening, then position,
+    /// ETA, SOLD_OUT and back, then ACTIVE, then EXPIRED).
     /// Authenticate with `Authorization: Bearer <token>` in the `connection_init` payload.
     async fn queue_status(
         &self,
@@ -101,14 +111,19 @@ impl QueueStatusObject {
         self.0.estimated_wait_seconds
     }
 
+    /// When the sale opens and the pre-queue is shuffled into the line; null unless PREQUEUE.
+    async fn opens_at(&self) -> Option<DateTime<Utc>> {
+        self.0.opens_at
+    }
+
     /// Until when an ACTIVE token lets you hold and pay; null unless ACTIVE.
     async fn active_until(&self) -> Option<DateTime<Utc>> {
         self.0.active_until
     }
 
     /// When to ask again, in seconds, if you poll rather than subscribe: 1 near the front of the
-    /// line, longer further back, longer still when SOLD_OUT; null when there is nothing to wait
-    /// for (ACTIVE or EXPIRED).
+    /// line, longer further back, longer still when SOLD_OUT, at the opening when PREQUEUE (at
+    /// most the longest poll); null when there is nothing to wait for (ACTIVE or EXPIRED).
     async fn poll_after_seconds(&self) -> Option<u64> {
         self.0.poll_after_seconds
     }

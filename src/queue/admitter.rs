@@ -4,16 +4,20 @@
 //! lease, checked inside the script, makes one of them the only one that admits.
 //!
 //! Each tick also reads, in one checkout of the database, every queued concert's [`settings`]
-//! (so a change applies on the next tick) and which of them still have a seat to sell. Once a
-//! second it adapts each concert's rate to the booking path's load ([`admission`]).
+//! (so a change applies on the next tick), which of them still have a seat to sell, and their
+//! sale times: before a concert's opening nobody is admitted, and at the opening its pre-queue is
+//! shuffled into the line ([`opening`]). Once a second it adapts each concert's rate to the
+//! booking path's load ([`admission`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalogue::Concert;
+use crate::catalogue::opening::QueueOpening;
+use crate::catalogue::{Concert, Schedule};
 use crate::db::Database;
 use crate::error::AppResult;
 use crate::ids::ConcertId;
@@ -21,7 +25,7 @@ use crate::limit::Load;
 use crate::metrics as m;
 use crate::queue::broadcast::Tick;
 use crate::queue::settings::{self, ConcertQueue};
-use crate::queue::{Keys, Queue, admission, now_ms, unavailable};
+use crate::queue::{Keys, Queue, admission, now_ms, opening, unavailable};
 
 pub struct Admitter {
     queue: Queue,
@@ -45,6 +49,8 @@ struct Pace {
     rate: f64,
     /// Fans waiting at the last tick: only a backlog is a reason to raise the rate.
     waiting: u64,
+    /// Fans in the pre-queue at the last tick: an opening is owed once the sale opens.
+    prequeued: u64,
 }
 
 /// What the database says about the queued concerts.
@@ -53,6 +59,8 @@ pub struct Plan {
     pub settings: HashMap<ConcertId, ConcertQueue>,
     /// The concerts with a seat left to sell (the others are sold out).
     pub on_sale: HashSet<ConcertId>,
+    /// Each concert's schedules, for its sale times.
+    pub schedules: HashMap<ConcertId, Vec<Schedule>>,
 }
 
 impl Plan {
@@ -67,6 +75,17 @@ impl Plan {
     /// Sold out only when the database said so: an unknown concert is on sale.
     fn sold_out(&self, concert: ConcertId) -> bool {
         self.settings.contains_key(&concert) && !self.on_sale.contains(&concert)
+    }
+
+    /// Where the concert's sale stands at `now`; None when the database never said (then no
+    /// pre-queue is opened: it could be early).
+    fn opening(&self, concert: ConcertId, now: DateTime<Utc>) -> Option<QueueOpening> {
+        self.settings.contains_key(&concert).then(|| {
+            QueueOpening::of(
+                self.schedules.get(&concert).map_or(&[][..], Vec::as_slice),
+                now,
+            )
+        })
     }
 }
 
@@ -137,12 +156,21 @@ impl Admitter {
         for concert in concerts {
             let settings = plan.settings_of(&self.queue, concert);
             let sold_out = plan.sold_out(concert);
-            let budget = self.budget(&settings, load.as_ref(), sold_out);
-            match self.tick_with(concert, budget, &settings, sold_out).await {
+            let opening = plan.opening(concert, Utc::now());
+            let opens_at = opening.and_then(|opening| opening.opens_at());
+            if let Some(QueueOpening::Open { since }) = opening {
+                self.open_if_owed(concert, since).await;
+            }
+            let budget = self.budget(&settings, load.as_ref(), sold_out || opens_at.is_some());
+            match self
+                .tick_with(concert, budget, &settings, sold_out, opens_at)
+                .await
+            {
                 Ok(Some(tick)) => {
                     if let Some(pace) = self.pace.lock().expect("never poisoned").get_mut(&concert)
                     {
                         pace.waiting = tick.waiting;
+                        pace.prequeued = tick.prequeued;
                     }
                 }
                 // Another instance leads this concert: start afresh if the lease comes back, and
@@ -163,7 +191,35 @@ impl Admitter {
         Ok(())
     }
 
-    /// The queued concerts' settings and which of them are on sale: one checkout, two reads. If
+    /// The opening of `concert`'s pre-queue, if the last tick saw fans in it (the sale has opened:
+    /// `since`, or now when the sale has no opening time any more). A failure is logged and the
+    /// opening tried again on the next tick; the other concerts tick meanwhile.
+    async fn open_if_owed(&self, concert: ConcertId, since: Option<DateTime<Utc>>) {
+        let owed = self
+            .pace
+            .lock()
+            .expect("pace map is never poisoned")
+            .get(&concert)
+            .is_some_and(|pace| pace.prequeued > 0);
+        if !owed {
+            return;
+        }
+        let at = since.unwrap_or_else(Utc::now);
+        let opened = match self.lease(concert).await {
+            Ok(true) => opening::open(&self.queue, &self.db, &self.instance, concert, at)
+                .await
+                .map(|_| ()),
+            Ok(false) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = opened {
+            metrics::counter!(m::QUEUE_TICK_FAILURES_TOTAL).increment(1);
+            tracing::warn!(error = %err, %concert, "queue opening failed; retried next tick");
+        }
+    }
+
+    /// The queued concerts' settings, which of them are on sale, and their sale times: one
+    /// checkout, three reads. If
     /// the database cannot answer, the last plan (admission must not stop because the catalogue
     /// is briefly unreachable).
     pub async fn plan(&self, concerts: &[ConcertId]) -> Plan {
@@ -171,9 +227,11 @@ impl Admitter {
             let mut conn = self.db.conn().await?;
             let settings = settings::load(&mut conn, self.queue.settings(), concerts).await?;
             let on_sale = Concert::with_free_seats(&mut conn, concerts).await?;
+            let schedules = Schedule::for_concerts(&mut conn, concerts).await?;
             AppResult::Ok(Plan {
                 settings,
                 on_sale: on_sale.into_iter().collect(),
+                schedules,
             })
         };
         let mut last = self
@@ -216,8 +274,9 @@ impl Admitter {
 
     /// Admissions allowed now: the concert's rate (adapted to `load` when there is one) times
     /// the time since its last budget (so a late tick makes up for its delay, up to three
-    /// periods), plus the fraction carried over. None while paused or sold out.
-    fn budget(&self, settings: &ConcertQueue, load: Option<&Load>, sold_out: bool) -> u32 {
+    /// periods), plus the fraction carried over. None while paused, sold out or not open yet
+    /// (`stopped`).
+    fn budget(&self, settings: &ConcertQueue, load: Option<&Load>, stopped: bool) -> u32 {
         let period = self.period;
         let now = Instant::now();
         let mut pace = self.pace.lock().expect("pace map is never poisoned");
@@ -226,8 +285,9 @@ impl Admitter {
             credit: 0.0,
             rate: settings.admit_per_second,
             waiting: 0,
+            prequeued: 0,
         });
-        let backlog = pace.waiting > 0 && !sold_out && !settings.paused;
+        let backlog = pace.waiting > 0 && !stopped && !settings.paused;
         pace.rate = match load {
             Some(load) => admission::next_rate(pace.rate, settings.admit_per_second, load, backlog),
             None if self.queue.settings().adaptive => pace.rate.min(settings.admit_per_second),
@@ -237,7 +297,7 @@ impl Admitter {
             .set(pace.rate);
         let elapsed = now.duration_since(pace.last).min(period * 3);
         pace.last = now;
-        if settings.paused || sold_out {
+        if settings.paused || stopped {
             pace.credit = 0.0;
             return 0;
         }
@@ -259,25 +319,14 @@ impl Admitter {
         }
     }
 
-    /// Runs one tick of `concert` with the default settings, on sale, admitting at most
-    /// `admit_max`. `None` when another instance holds the concert's lease.
-    pub async fn tick(&self, concert: ConcertId, admit_max: u32) -> AppResult<Option<Tick>> {
-        let defaults = settings::defaults(self.queue.settings(), concert);
-        self.tick_with(concert, admit_max, &defaults, false).await
+    /// How long a lease lasts: three ticks, at least 2 s.
+    fn lease_ms(&self) -> u64 {
+        (self.queue.settings().tick_ms * 3).max(2_000)
     }
 
-    /// Runs one tick of `concert` under `concert_settings`, admitting at most `admit_max` (none
-    /// when `sold_out`). `None` when another instance holds the concert's lease.
-    pub async fn tick_with(
-        &self,
-        concert: ConcertId,
-        admit_max: u32,
-        concert_settings: &ConcertQueue,
-        sold_out: bool,
-    ) -> AppResult<Option<Tick>> {
-        let settings = self.queue.settings();
+    /// Takes or renews `concert`'s lease; false when another instance holds it.
+    async fn lease(&self, concert: ConcertId) -> AppResult<bool> {
         let keys = Keys::new(&self.queue.redis, concert);
-        let lease_ms = (settings.tick_ms * 3).max(2_000);
         let mut conn = self.queue.conn().await?;
         let leader: i64 = self
             .queue
@@ -285,13 +334,39 @@ impl Admitter {
             .lease
             .key(keys.named("lease"))
             .arg(&self.instance)
-            .arg(lease_ms)
+            .arg(self.lease_ms())
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
-        if leader != 1 {
+        Ok(leader == 1)
+    }
+
+    /// Runs one tick of `concert` with the default settings, on sale, admitting at most
+    /// `admit_max`. `None` when another instance holds the concert's lease.
+    pub async fn tick(&self, concert: ConcertId, admit_max: u32) -> AppResult<Option<Tick>> {
+        let defaults = settings::defaults(self.queue.settings(), concert);
+        self.tick_with(concert, admit_max, &defaults, false, None)
+            .await
+    }
+
+    /// Runs one tick of `concert` under `concert_settings`, admitting at most `admit_max` (none
+    /// when `sold_out`, or before `opens_at`). `None` when another instance holds the concert's
+    /// lease.
+    pub async fn tick_with(
+        &self,
+        concert: ConcertId,
+        admit_max: u32,
+        concert_settings: &ConcertQueue,
+        sold_out: bool,
+        opens_at: Option<DateTime<Utc>>,
+    ) -> AppResult<Option<Tick>> {
+        let settings = self.queue.settings();
+        let keys = Keys::new(&self.queue.redis, concert);
+        let lease_ms = self.lease_ms();
+        if !self.lease(concert).await? {
             return Ok(None);
         }
+        let mut conn = self.queue.conn().await?;
         let now = now_ms();
         type Reply = (
             u64,
@@ -305,6 +380,7 @@ impl Admitter {
             Vec<i64>,
             u64,
             u8,
+            u64,
         );
         let reply: Option<Reply> = self
             .queue
@@ -318,6 +394,8 @@ impl Admitter {
             .key(keys.named("lease"))
             .key(self.queue.concerts_key())
             .key(keys.named("idle"))
+            .key(keys.named("pre"))
+            .key(keys.named("late"))
             .arg(&self.instance)
             .arg(now)
             .arg(admit_max)
@@ -331,6 +409,7 @@ impl Admitter {
             .arg(u8::from(sold_out))
             .arg(settings.active_idle_ms)
             .arg(lease_ms)
+            .arg(opens_at.map_or(0, |at| at.timestamp_millis()))
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
@@ -346,6 +425,7 @@ impl Admitter {
             waits,
             idled,
             sold_out,
+            prequeued,
         )) = reply
         else {
             return Ok(None);
@@ -361,6 +441,7 @@ impl Admitter {
             abandoned,
             idled,
             sold_out: sold_out == 1,
+            prequeued,
             rate: rate.parse().unwrap_or(0.0),
             at_ms: now,
         };
@@ -387,6 +468,7 @@ fn clear_metrics(concert: ConcertId) {
         m::QUEUE_ADMISSION_RATE,
         m::QUEUE_ADMISSION_TARGET_RATE,
         m::QUEUE_SOLD_OUT,
+        m::QUEUE_PREQUEUE,
     ] {
         metrics::gauge!(name, "concert" => concert.clone()).set(0.0);
     }
@@ -396,6 +478,7 @@ fn record_metrics(tick: &Tick, waits_ms: &[i64]) {
     let concert = tick.concert_id.to_string();
     metrics::gauge!(m::QUEUE_WAITING, "concert" => concert.clone()).set(tick.waiting as f64);
     metrics::gauge!(m::QUEUE_ACTIVE, "concert" => concert.clone()).set(tick.active as f64);
+    metrics::gauge!(m::QUEUE_PREQUEUE, "concert" => concert.clone()).set(tick.prequeued as f64);
     metrics::gauge!(m::QUEUE_ADMISSION_RATE, "concert" => concert.clone()).set(tick.rate);
     metrics::counter!(m::QUEUE_ADMISSIONS_TOTAL, "concert" => concert.clone())
         .increment(tick.admitted);

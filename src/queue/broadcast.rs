@@ -37,6 +37,9 @@ pub struct Tick {
     /// The concert has no seat left to sell: nobody is admitted, WAITING fans read SOLD_OUT.
     #[serde(default)]
     pub sold_out: bool,
+    /// Fans in the pre-queue, waiting for the opening's shuffle (0 once it ran).
+    #[serde(default)]
+    pub prequeued: u64,
     /// Smoothed admissions per second.
     pub rate: f64,
     pub at_ms: i64,

@@ -7,6 +7,9 @@
 //! WAITING token's position is `seq - head - |gone in (head, seq)|`. The admitter broadcasts
 //! `head` and `gone` once per tick; subscribers compute their own position from that.
 //!
+//! Before a concert's scheduled opening fans enter its pre-queue (PREQUEUE, no place yet); at the
+//! opening the admitter shuffles them into the line once ([`opening`]).
+//!
 //! A concert with no seat left to sell is sold out ([`crate::catalogue::Concert::with_free_seats`]):
 //! the admitter stops admitting, WAITING fans read `SOLD_OUT` (and keep their place), new fans
 //! cannot enter, and holds are refused before they reach the database. When a seat comes back
@@ -15,6 +18,7 @@
 pub mod admission;
 pub mod admitter;
 pub mod broadcast;
+pub mod opening;
 pub mod pressure;
 pub mod settings;
 pub mod watch;
@@ -37,6 +41,9 @@ use crate::redis_store::{RedisConn, RedisStore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 #[graphql(name = "QueueTokenStatus")]
 pub enum QueueState {
+    /// Entered before the sale's opening: no place yet. At the opening everyone in the pre-queue
+    /// is shuffled into the line, uniformly at random, then becomes WAITING.
+    Prequeue,
     Waiting,
     Active,
     Expired,
@@ -61,6 +68,8 @@ pub struct QueueStatus {
     pub poll_after_seconds: Option<u64>,
     /// The concert has no seat left to sell right now (an ACTIVE fan may still pay for a hold).
     pub sold_out: bool,
+    /// When the sale opens, for a PREQUEUE token.
+    pub opens_at: Option<DateTime<Utc>>,
 }
 
 /// A token's identity: `<concert id>.<random uuid>`. The concert is readable from the token so a
@@ -145,6 +154,8 @@ struct Scripts {
     lease: Script,
     finish: Script,
     idle: Script,
+    prequeue: Script,
+    open: Script,
 }
 
 /// The queue service, shared by resolvers, the admitter and the subscription fan-out.
@@ -185,10 +196,10 @@ impl Keys {
 }
 
 /// What status.lua (and enter.lua, after the token) answer:
-/// (status, user, seq, head, gone ahead, active until ms, smoothed rate, sold out).
-type StatusReply = (String, i64, u64, u64, u64, i64, String, u8);
+/// (status, user, seq, head, gone ahead, active until ms, smoothed rate, sold out, opening ms).
+type StatusReply = (String, i64, u64, u64, u64, i64, String, u8, i64);
 /// What enter.lua answers: the token, then a [`StatusReply`].
-type EnterReply = (String, String, i64, u64, u64, u64, i64, String, u8);
+type EnterReply = (String, String, i64, u64, u64, u64, i64, String, u8, i64);
 
 pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -231,6 +242,8 @@ impl Queue {
             lease: Script::new(include_str!("lua/lease.lua")),
             finish: Script::new(include_str!("lua/finish.lua")),
             idle: Script::new(include_str!("lua/idle.lua")),
+            prequeue: Script::new(include_str!("lua/prequeue.lua")),
+            open: Script::new(include_str!("lua/open.lua")),
         };
         let lobby = LobbyLimit::new(
             settings.concurrency,
@@ -274,14 +287,20 @@ impl Queue {
     }
 
     /// Enters `viewer` into `concert`'s queue, or returns the token they already hold there.
+    /// Before `opens_at` (the sale's opening, None when it is open) the token is PREQUEUE.
     /// `SOLD_OUT` for a fan without a token when the concert has no seat left.
     /// `BUSY` at once when the waiting room is serving all it can (see [`LobbyLimit`]).
-    pub async fn enter(&self, viewer: Viewer, concert: ConcertId) -> AppResult<QueueStatus> {
+    pub async fn enter(
+        &self,
+        viewer: Viewer,
+        concert: ConcertId,
+        opens_at: Option<DateTime<Utc>>,
+    ) -> AppResult<QueueStatus> {
         let _slot = self.lobby.enter()?;
         let keys = Keys::new(&self.redis, concert);
         let candidate = QueueToken::new(concert);
         let mut conn = self.conn().await?;
-        let (token, state, user, seq, head, gone_ahead, active_until_ms, rate, sold_out): EnterReply = self
+        let (token, state, user, seq, head, gone_ahead, active_until_ms, rate, sold_out, opens_ms): EnterReply = self
             .scripts
             .enter
             .key(keys.user(viewer.user_id))
@@ -291,12 +310,16 @@ impl Queue {
             .key(self.concerts_key())
             .key(keys.named("meta"))
             .key(keys.named("gone"))
+            .key(keys.named("pre"))
+            .key(keys.named("late"))
+            .key(keys.named("arrivals"))
             .arg(candidate.as_str())
             .arg(keys.token_prefix())
             .arg(viewer.user_id.0)
             .arg(now_ms())
             .arg(self.settings.record_ttl_seconds)
             .arg(concert.0)
+            .arg(opens_at.map_or(0, |at| at.timestamp_millis()))
             .invoke_async(&mut *conn)
             .await
             .map_err(unavailable)?;
@@ -320,6 +343,7 @@ impl Queue {
                     active_until_ms,
                     rate,
                     sold_out,
+                    opens_ms,
                 ),
             )
             .1)
@@ -363,10 +387,11 @@ impl Queue {
 
     /// Turns the record a script read into the owner and the status the fan sees.
     fn interpret(&self, token: &QueueToken, reply: StatusReply) -> (UserId, QueueStatus) {
-        let (state, user, seq, head, gone_ahead, active_until_ms, rate, sold_out) = reply;
+        let (state, user, seq, head, gone_ahead, active_until_ms, rate, sold_out, opens_ms) = reply;
         let sold_out = sold_out == 1;
         let position = seq.saturating_sub(head).saturating_sub(gone_ahead);
         let status = match state.as_str() {
+            "PREQUEUE" => self.prequeue_status(token, Utc.timestamp_millis_opt(opens_ms).single()),
             "WAITING" if sold_out => self.sold_out_status(token, position),
             "WAITING" => self.waiting_status(token, position, rate.parse().unwrap_or(0.0)),
             "ACTIVE" if active_until_ms > now_ms() => QueueStatus {
@@ -389,6 +414,24 @@ impl Queue {
             active_until: None,
             poll_after_seconds: None,
             sold_out: false,
+            opens_at: None,
+        }
+    }
+
+    /// A PREQUEUE status: no place until the opening (`opens_at`, None once it has passed and
+    /// the shuffle is a tick away); ask again at the opening, at most QUEUE_POLL_MAX_SECONDS
+    /// from now.
+    pub fn prequeue_status(
+        &self,
+        token: &QueueToken,
+        opens_at: Option<DateTime<Utc>>,
+    ) -> QueueStatus {
+        let opens_at = opens_at.filter(|at| at.timestamp_millis() > 0);
+        let until_opening = opens_at.map_or(0, |at| (at - Utc::now()).num_seconds().max(0) as u64);
+        QueueStatus {
+            poll_after_seconds: Some(until_opening.clamp(1, self.settings.poll_max_seconds)),
+            opens_at,
+            ..self.bare_status(token, QueueState::Prequeue)
         }
     }
 
@@ -458,7 +501,7 @@ impl Queue {
         let status = self.owned_status(viewer, &token).await?;
         match status.state {
             QueueState::Active => Ok(status),
-            QueueState::Waiting => Err(AppError::QueueNotActive {
+            QueueState::Waiting | QueueState::Prequeue => Err(AppError::QueueNotActive {
                 position: status.position.unwrap_or(0),
             }),
             QueueState::SoldOut => Err(AppError::SoldOut),
@@ -482,6 +525,8 @@ impl Queue {
             .key(keys.named("gone"))
             .key(keys.user_prefix())
             .key(keys.named("idle"))
+            .key(keys.named("pre"))
+            .key(keys.named("late"))
             .arg(token.as_str())
             .arg(self.settings.record_ttl_seconds)
             .invoke_async(&mut *conn)

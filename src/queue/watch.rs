@@ -1,6 +1,7 @@
 //! The status stream behind the `queueStatus` subscription: one Redis read at the start, then
 //! positions computed from broadcast ticks (SOLD_OUT while a tick says so), one more read only
-//! when the token leaves the line.
+//! when the token leaves the line. A PREQUEUE token reads again once a tick says the pre-queue
+//! is empty (the opening gave it a place).
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ pub fn watch_status(
         let parsed = QueueToken::parse(&token).expect("a token with a status parses");
         let _presence = broadcast.present(&parsed);
         let mut ticks = broadcast.subscribe(parsed.concert_id);
-        let seq = match queue.sequence(&parsed).await {
+        let mut seq = match queue.sequence(&parsed).await {
             Ok(Some(seq)) => seq,
             Ok(None) => 0,
             Err(err) => {
@@ -41,6 +42,30 @@ pub fn watch_status(
         loop {
             let next = match last.state {
                 QueueState::Expired => return,
+                QueueState::Prequeue => {
+                    if ticks.changed().await.is_err() {
+                        return;
+                    }
+                    let opened = ticks.borrow_and_update().as_ref().is_some_and(|tick| tick.prequeued == 0);
+                    if !opened {
+                        continue;
+                    }
+                    let status = match queue.status(viewer, &token).await {
+                        Ok(status) => status,
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    };
+                    match queue.sequence(&parsed).await {
+                        Ok(placed) => seq = placed.unwrap_or(0),
+                        Err(err) => {
+                            yield Err(err);
+                            return;
+                        }
+                    }
+                    status
+                }
                 QueueState::Waiting | QueueState::SoldOut => {
                     if ticks.changed().await.is_err() {
                         return;

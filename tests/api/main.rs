@@ -19,6 +19,7 @@ mod http;
 mod organiser;
 mod overload;
 mod payments;
+mod prequeue;
 mod queue;
 mod queue_subscription;
 mod retention;

@@ -27,7 +27,7 @@ async fn app_with_concert(
 
 async fn enter(app: &TestApp, user: i64, concert: ConcertId) -> QueueStatus {
     app.queue()
-        .enter(viewer(user), concert)
+        .enter(viewer(user), concert, None)
         .await
         .expect("entering succeeds")
 }
@@ -136,7 +136,7 @@ async fn the_admitter_loop_admits_at_the_configured_rate() {
         enter(&app, user, concert).await;
     }
     tokio::time::sleep(Duration::from_millis(2_000)).await;
-    let admitted = app.queue().enter(viewer(201), concert).await.unwrap();
+    let admitted = app.queue().enter(viewer(201), concert, None).await.unwrap();
     // 20/s for ~2 s: about 40 admitted. Bounds leave room for a slow machine, none for a runaway.
     let ahead = admitted.position.unwrap() - 1;
     let active = 200 - ahead;

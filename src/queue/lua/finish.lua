@@ -1,6 +1,6 @@
 -- End a token early (its purchase completed, or its hold was lost): frees its ACTIVE slot.
 -- KEYS: 1 token hash, 2 active zset, 3 waiting zset, 4 seen zset, 5 gone zset, 6 user key prefix,
---       7 idle zset
+--       7 idle zset, 8 pre-queue zset, 9 late zset
 -- ARGV: 1 token, 2 record ttl s
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'EXPIRED' then
@@ -13,6 +13,9 @@ if status == 'WAITING' then
     redis.call('ZADD', KEYS[5], seq, seq)
   end
   redis.call('ZREM', KEYS[4], ARGV[1])
+elseif status == 'PREQUEUE' then
+  redis.call('ZREM', KEYS[8], ARGV[1])
+  redis.call('ZREM', KEYS[9], ARGV[1])
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])

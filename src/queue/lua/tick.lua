@@ -9,16 +9,20 @@
 --      cap, unless the concert is sold out (`sold_out` in meta tells status reads and entries);
 --   4. `head` (highest seq ever admitted) moves on and `gone` forgets seqs at or below it;
 --   5. `rate`, the observed admissions per second over >= 2 s windows, is smoothed for ETAs.
+-- Before the concert's opening (ARGV 14 in the future) nobody is admitted, whatever the budget:
+-- the fans of the pre-queue get their places only when open.lua shuffles them in.
 -- Every WAITING token has seq > head, so a token's position is seq - head - |gone in (head, seq)|.
 -- KEYS: 1 waiting zset, 2 active zset, 3 seen zset, 4 gone zset, 5 meta hash, 6 lease, 7 concerts set,
---       8 idle zset (ACTIVE token -> when it loses its slot if it holds nothing)
+--       8 idle zset (ACTIVE token -> when it loses its slot if it holds nothing),
+--       9 pre-queue zset, 10 late zset (fans waiting for the opening's shuffle)
 -- ARGV: 1 instance id, 2 now ms, 3 admit_max, 4 cap, 5 active ttl ms, 6 grace ms,
 --       7 token hash prefix, 8 user key prefix, 9 record ttl s, 10 concert id,
 --       11 sold out (1 or 0), 12 idle ms (0: no idle rule), 13 outage ms (a longer gap since
---       the last tick means nobody could tick: Redis was unreachable, or no instance ran)
+--       the last tick means nobody could tick: Redis was unreachable, or no instance ran),
+--       14 opening ms (0: the queue is open)
 -- Returns false when not the leader, else
 --   {head, waiting, active, admitted, expired, abandoned, rate, {gone seqs...}, {wait ms of admitted...},
---    idled, sold out (1 or 0)}
+--    idled, sold out (1 or 0), fans waiting for the opening's shuffle}
 if redis.call('GET', KEYS[6]) ~= ARGV[1] then
   return false
 end
@@ -96,7 +100,11 @@ end
 
 local head = tonumber(redis.call('HGET', KEYS[5], 'head') or '0')
 local slots = math.min(tonumber(ARGV[3]), tonumber(ARGV[4]) - redis.call('ZCARD', KEYS[2]))
-if sold_out then
+local opens = tonumber(ARGV[14])
+if opens > now then
+  redis.call('HSET', KEYS[5], 'opens_ms', opens)
+end
+if sold_out or opens > now then
   slots = 0
 end
 local waits = {}
@@ -147,11 +155,12 @@ redis.call('HSET', KEYS[5], 'window_start_ms', window_start, 'window_admitted', 
 redis.call('HSET', KEYS[5], 'head', head, 'rate', tostring(rate), 'last_tick_ms', now)
 
 local active = redis.call('ZCARD', KEYS[2])
-if waiting == 0 and active == 0 then
+local prequeued = redis.call('ZCARD', KEYS[9]) + redis.call('ZCARD', KEYS[10])
+if waiting == 0 and active == 0 and prequeued == 0 then
   -- Nothing left to admit or expire: stop ticking this concert until someone enters again
   -- (enter.lua adds it back; both scripts are atomic, so no entrant is missed).
   redis.call('SREM', KEYS[7], ARGV[10])
 end
 local gone = redis.call('ZRANGE', KEYS[4], 0, -1)
 return {head, waiting, active, #waits, #expired, abandoned, tostring(rate), gone, waits, idled,
-        sold_out and 1 or 0}
+        sold_out and 1 or 0, prequeued}

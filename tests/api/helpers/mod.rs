@@ -13,6 +13,7 @@ pub mod files;
 pub mod in_process;
 pub mod invariants;
 pub mod outage;
+pub mod prequeue;
 pub mod schema;
 pub mod stage;
 pub mod workers;
