@@ -101,3 +101,32 @@ pub async fn record(
     ));
     crate::db::one(record, conn).await
 }
+
+/// Refunds every reservation of `reservations` its `total_price`, to its fan, each with its
+/// ledger entry, in one statement (the function of [`record`], once per row). Returns the
+/// points refunded in all.
+pub async fn refund_all(
+    conn: &mut diesel_async::AsyncPgConnection,
+    reservations: &[ReservationId],
+) -> QueryResult<i64> {
+    use crate::db::schema::reservations as r;
+    use diesel::NullableExpressionMethods;
+    use diesel_async::RunQueryDsl;
+    if reservations.is_empty() {
+        return Ok(0);
+    }
+    let refunds: Vec<(i64, Option<i64>)> = r::table
+        .filter(r::id.eq_any(reservations))
+        .select((
+            r::total_price,
+            record_points(
+                r::user_id,
+                r::total_price,
+                LedgerReason::Refund,
+                r::id.nullable(),
+            ),
+        ))
+        .load(conn)
+        .await?;
+    Ok(refunds.iter().map(|(price, _)| price).sum())
+}

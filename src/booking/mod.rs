@@ -2,7 +2,7 @@
 //! under a stampede nobody waits behind another fan's lock — each request either gets every seat
 //! it asked for at once, or is told at once that they are gone, and holds nothing.
 
-mod cancel;
+pub mod cancel;
 pub mod expiry;
 pub mod reservation;
 pub mod seat_map;

@@ -150,6 +150,17 @@ impl ConcertDirectory {
     }
 }
 
+impl ConcertDirectory {
+    /// A schedule this instance just changed (cancelled): read again here at the next use, with
+    /// its concert's sale times (other instances within `CONCERT_CACHE_TTL`).
+    pub async fn forget_schedule(&self, id: ScheduleId) {
+        if let Some(Some(schedule)) = self.schedule_of.get(&id).await {
+            self.concerts.invalidate(&schedule.concert_id).await;
+        }
+        self.schedule_of.invalidate(&id).await;
+    }
+}
+
 /// The error of a cache load that several callers waited for, for each of them.
 fn shared_error(err: std::sync::Arc<AppError>) -> AppError {
     match &*err {

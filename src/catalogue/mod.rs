@@ -40,6 +40,8 @@ pub struct Schedule {
     pub sales_open_at: Option<DateTime<Utc>>,
     /// The sale closes then (None: when the performance starts).
     pub sales_close_at: Option<DateTime<Utc>>,
+    /// The performance was cancelled then (its sale is closed).
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(
@@ -164,8 +166,11 @@ impl Concert {
 impl Schedule {
     /// Whether the sale takes holds at `now`: from its opening (if it has one) until its
     /// closing, or the start of the performance when it has none. `SALE_NOT_OPEN` (with the
-    /// opening time) before, `SALE_CLOSED` after.
+    /// opening time) before, `SALE_CLOSED` after, and once the performance is cancelled.
     pub fn check_on_sale(&self, now: DateTime<Utc>) -> Result<(), AppError> {
+        if self.cancelled_at.is_some() {
+            return Err(AppError::SaleClosed);
+        }
         if let Some(opens) = self.sales_open_at
             && now < opens
         {
@@ -174,10 +179,16 @@ impl Schedule {
                 prequeue_opens_at: None,
             });
         }
-        if now >= self.sales_close_at.unwrap_or(self.starts_at) {
+        if !self.sells_at(now) {
             return Err(AppError::SaleClosed);
         }
         Ok(())
+    }
+
+    /// Whether the sale has not closed at `now` (its opening may still be ahead): not cancelled,
+    /// and before its closing, or the start of the performance when it has none.
+    pub fn sells_at(&self, now: DateTime<Utc>) -> bool {
+        self.cancelled_at.is_none() && now < self.sales_close_at.unwrap_or(self.starts_at)
     }
 
     pub async fn by_ids(

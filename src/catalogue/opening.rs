@@ -5,7 +5,8 @@
 //! - A performance on sale now (its opening passed, or it has none): the queue is open.
 //! - Otherwise the earliest opening is the queue's, and fans may enter its pre-queue from the
 //!   earliest pre-queue time of those performances (a performance without one: its opening).
-//! - No performance left whose sale has not closed: the queue is closed. A concert without any
+//! - No performance left whose sale has not closed (or that was not cancelled): the queue is
+//!   closed. A concert without any
 //!   performance yet has nothing to restrict, and is open.
 //!
 //! At the opening the admitter shuffles the pre-queue once ([`crate::queue::opening`]). Holds
@@ -41,7 +42,7 @@ impl QueueOpening {
         }
         let live: Vec<&Schedule> = schedules
             .iter()
-            .filter(|schedule| now < schedule.sales_close_at.unwrap_or(schedule.starts_at))
+            .filter(|schedule| schedule.sells_at(now))
             .collect();
         if live.is_empty() {
             return Self::Closed;
@@ -119,6 +120,7 @@ mod tests {
             prequeue_opens_at: prequeue.map(at),
             sales_open_at: open.map(at),
             sales_close_at: close.map(at),
+            cancelled_at: None,
         }
     }
 

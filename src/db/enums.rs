@@ -23,6 +23,8 @@ pub enum SeatStatus {
     Available,
     Held,
     Sold,
+    /// Off sale for good: its performance was cancelled.
+    Withdrawn,
 }
 
 /// Seat grades, best first (the database enum sorts in this order).

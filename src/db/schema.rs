@@ -134,6 +134,7 @@ diesel::table! {
         prequeue_opens_at -> Nullable<Timestamptz>,
         sales_open_at -> Nullable<Timestamptz>,
         sales_close_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
     }
 }
 

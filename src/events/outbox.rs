@@ -112,6 +112,32 @@ pub async fn append(
     Ok(())
 }
 
+/// Appends `events` of one schedule to the outbox, in order, in as few statements as the bind
+/// parameter limit allows (10,000 events a statement).
+pub async fn append_all(
+    conn: &mut AsyncPgConnection,
+    schedule: ScheduleId,
+    events: &[Event],
+) -> AppResult<()> {
+    let key = schedule.to_string();
+    for chunk in events.chunks(10_000) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for event in chunk {
+            let payload = event.payload().map_err(AppError::internal)?;
+            rows.push((
+                outbox::event_type.eq(event.name()),
+                outbox::partition_key.eq(key.clone()),
+                outbox::payload.eq(payload),
+            ));
+        }
+        diesel::insert_into(outbox::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Which Kafka topic each event goes to: hold expiry on its own topic (it has a consumer here),
 /// everything else on the booking-events topic.
 #[derive(Debug, Clone)]

@@ -124,6 +124,12 @@ impl ScheduleObject {
         self.0.sales_close_at
     }
 
+    /// When the organiser cancelled the performance (its holds cancelled, its bookings refunded,
+    /// its seats WITHDRAWN); null: it was not.
+    async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.cancelled_at
+    }
+
     async fn concert(&self, ctx: &Context<'_>) -> Result<ConcertObject> {
         let concert = loaders(ctx).concerts().load_one(self.0.concert_id).await?;
         let concert = concert.ok_or_else(|| {

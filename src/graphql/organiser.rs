@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Viewer;
+use crate::booking::cancel::CancelledSchedule;
 use crate::catalogue::organise::{self, LaidOut, SaleTimes};
 use crate::db::enums::SeatGrade;
 use crate::error::AppError;
@@ -100,6 +101,41 @@ impl OrganiserQuery {
             .await
             .map_err(AppError::from)?;
         Ok(record.map(QueueOpeningObject))
+    }
+}
+
+/// What cancelling a performance did.
+pub struct CancelledScheduleObject(CancelledSchedule);
+
+#[Object(name = "CancelledSchedule")]
+impl CancelledScheduleObject {
+    async fn schedule_id(&self) -> ID {
+        self.0.schedule_id.into()
+    }
+
+    async fn cancelled_at(&self) -> DateTime<Utc> {
+        self.0.cancelled_at
+    }
+
+    /// True when this call cancelled it; false when it had been cancelled before.
+    async fn now(&self) -> bool {
+        self.0.now
+    }
+
+    async fn holds_cancelled(&self) -> usize {
+        self.0.holds_cancelled
+    }
+
+    async fn bookings_refunded(&self) -> usize {
+        self.0.bookings_refunded
+    }
+
+    async fn points_refunded(&self) -> i64 {
+        self.0.points_refunded
+    }
+
+    async fn seats_withdrawn(&self) -> usize {
+        self.0.seats_withdrawn
     }
 }
 
@@ -275,6 +311,26 @@ impl OrganiserMutation {
         let changed = organise::set_price(&mut conn, schedule, grade, price).await?;
         app.seat_map.dropped(schedule).await;
         Ok(changed)
+    }
+
+    /// Cancels a performance (organisers only): its sale closes for good, every hold on it is
+    /// cancelled, every paid booking refunded in full (whatever the refund deadline) with a ledger
+    /// entry, and its seats become WITHDRAWN. Fans see their bookings CANCELLED and their points
+    /// back, `seatChanges` pushes the withdrawn seats, and a `reservation.cancelled` event per
+    /// booking goes out. One transaction; cancelling again changes nothing (`now: false`).
+    async fn cancel_schedule(
+        &self,
+        ctx: &Context<'_>,
+        schedule_id: ID,
+    ) -> Result<CancelledScheduleObject> {
+        let organiser = viewer(ctx)?;
+        let schedule = ScheduleId::parse(&schedule_id)?;
+        Ok(CancelledScheduleObject(
+            app(ctx)
+                .booking
+                .cancel_schedule(organiser, schedule)
+                .await?,
+        ))
     }
 
     /// Changes a concert's waiting-queue settings: the most fans admitted per second (adaptive

@@ -123,7 +123,7 @@ impl QueueStatusObject {
 
     /// When to ask again, in seconds, if you poll rather than subscribe: 1 near the front of the
     /// line, longer further back, longer still when SOLD_OUT, at the opening when PREQUEUE (at
-    /// most the longest poll); null when there is nothing to wait for (ACTIVE or EXPIRED).
+    /// most 60 s); null when there is nothing to wait for (ACTIVE or EXPIRED).
     async fn poll_after_seconds(&self) -> Option<u64> {
         self.0.poll_after_seconds
     }

@@ -72,6 +72,9 @@ pub struct QueueStatus {
     pub opens_at: Option<DateTime<Utc>>,
 }
 
+/// The longest a PREQUEUE fan is told to wait before asking again.
+const PREQUEUE_POLL_MAX_SECONDS: u64 = 60;
+
 /// A token's identity: `<concert id>.<random uuid>`. The concert is readable from the token so a
 /// status lookup needs nothing else; the uuid makes tokens unguessable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -419,8 +422,9 @@ impl Queue {
     }
 
     /// A PREQUEUE status: no place until the opening (`opens_at`, None once it has passed and
-    /// the shuffle is a tick away); ask again at the opening, at most QUEUE_POLL_MAX_SECONDS
-    /// from now.
+    /// the shuffle is a tick away). Ask again at the opening, at most a minute from now: nobody
+    /// is dropped from the pre-queue for silence and every place is drawn at the opening, so
+    /// polling sooner gains nothing and only loads the waiting room.
     pub fn prequeue_status(
         &self,
         token: &QueueToken,
@@ -429,7 +433,7 @@ impl Queue {
         let opens_at = opens_at.filter(|at| at.timestamp_millis() > 0);
         let until_opening = opens_at.map_or(0, |at| (at - Utc::now()).num_seconds().max(0) as u64);
         QueueStatus {
-            poll_after_seconds: Some(until_opening.clamp(1, self.settings.poll_max_seconds)),
+            poll_after_seconds: Some(until_opening.clamp(1, PREQUEUE_POLL_MAX_SECONDS)),
             opens_at,
             ..self.bare_status(token, QueueState::Prequeue)
         }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admission;
+mod cancel_schedule;
 mod catalogue;
 mod clients;
 mod cost;
