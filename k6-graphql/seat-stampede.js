@@ -75,6 +75,27 @@
 //                                        SEAT_UNAVAILABLE or SOLD_OUT), not TIMEOUT/UNAVAILABLE/...
 //   stampede_fans_not_active count < 1   every fan was either admitted or told SOLD_OUT
 // The report adds: sold out learned within 2 s, server RSS < 300 MB, BUSY answers, SQL checks.
+//
+// Scheduled opening (OPENING=1; `scripts/load opening`, docs/load-test-plan.md "Scheduled
+// opening"): the same fans, but the sale is set up by an organiser and opens at a set time.
+// setup() creates the concert, a performance whose pre-queue opens now and whose sale opens
+// OPENS_IN_SECONDS (30) later, lays out its SEATS seats, asks the capacity planner for the queue
+// settings (capacityPlan with BOOKING_CAPACITY, PLAN_SECONDS_TO_BUY, PLAN_CONVERSION and the
+// run's SEATS and USERS) and sets them on the concert (setQueueSettings), all with an organiser
+// token (lib/opening.js). The fans enter at once, during the pre-queue: enterQueue answers
+// PREQUEUE (no position) and each fan polls when pollAfterSeconds says; at the opening the server
+// shuffles them, and from then on each fan is the stampede's fan above. An enterQueue answered
+// SALE_NOT_OPEN (the pre-queue not open yet) is sent again when the answer's prequeueOpensAt
+// says, and is not a failure. MAX_SECONDS counts from the opening. In this mode:
+//   opening_active_before_open count < 1   no fan saw ACTIVE, and no admission time (activeUntil
+//                                          minus the concert's activeTtlSeconds) was, before the
+//                                          sale's opening
+// and each fan's record goes to the console as one line, for the report to compute what the
+// summary cannot (place in line, admission time, waits):
+//   fan <user> <enter answered ms> <enter status> <admitted ms> <ACTIVE seen ms> <first position
+//       after the opening> <hold ms> <outcome> <via>             ('-' where there is none)
+// with `opening key=value ...` (the sale and the plan, from setup()) and `queue-opening
+// key=value ...` (the server's queueOpening answer, from teardown()).
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
@@ -82,7 +103,8 @@ import {
   ERROR_CODES, errorBreakdownThresholds, errorCode, gqlBatch, isRealFailure, retryAfterMs,
 } from './lib/graphql.js';
 import { userToken } from './lib/jwt.js';
-import { BASE_URL, latencyMs } from './lib/config.js';
+import { BASE_URL, envFloat, latencyMs } from './lib/config.js';
+import { organiserToken, queueOpening, scheduleOnSale } from './lib/opening.js';
 import { POLL_MODE, busyDelayMs, isBusy, isSoldOut, pollDelaySeconds, pollHint } from './lib/queue.js';
 
 const URL = `${BASE_URL}/graphql`;
@@ -99,6 +121,11 @@ const MAX_SECONDS = parseFloat(__ENV.MAX_SECONDS || '300');
 const ERROR_LOG_PER_VU = parseInt(__ENV.ERROR_LOG_PER_VU || '2', 10);
 const VUS = Math.ceil(USERS / USERS_PER_VU);
 if (['seat', 'best', 'mix'].indexOf(MODE) < 0) throw new Error(`MODE must be seat, best or mix, not ${MODE}`);
+// Scheduled opening (see the header).
+const OPENING = __ENV.OPENING === '1';
+const OPENS_IN_SECONDS = envFloat('OPENS_IN_SECONDS', 30);
+const PLAN = { bookingCapacity: envFloat('BOOKING_CAPACITY', 740), secondsToBuy: envFloat('PLAN_SECONDS_TO_BUY', 60),
+  conversion: envFloat('PLAN_CONVERSION', 1) };
 
 // Business outcomes that are answers, not failures.
 const EXPECTED_CODES = ['SEAT_UNAVAILABLE', 'SOLD_OUT'];
@@ -107,7 +134,7 @@ const OPS = ['enterQueue', 'queueStatus', 'concert', 'schedule', 'holdSeats', 'h
 const VIA = ['enterQueue', 'queueStatus', 'hold', 'seat_map', 'lost'];
 
 const ENTER = `mutation enterQueue($c: ID!) {
-  enterQueue(concertId: $c) { token status position pollAfterSeconds }
+  enterQueue(concertId: $c) { token status position activeUntil pollAfterSeconds }
 }`;
 const STATUS = `query queueStatus($t: String!) {
   queueStatus(token: $t) { status position activeUntil pollAfterSeconds }
@@ -159,6 +186,11 @@ const fansSoldOut = new Counter('stampede_fans_sold_out'); // told SOLD_OUT, or 
 const fansFailed = new Counter('stampede_fans_failed'); // gave up after a real failure
 const fansNotActive = new Counter('stampede_fans_not_active'); // neither ACTIVE nor told SOLD_OUT in time
 const badPayload = new Counter('stampede_bad_payload');
+// Scheduled opening: a fan saw ACTIVE, or was admitted, before the sale's opening (must be 0);
+// fans whose enterQueue answered PREQUEUE; enterQueue answered SALE_NOT_OPEN (sent again later).
+const activeBeforeOpen = new Counter('opening_active_before_open');
+const fansPrequeued = new Counter('opening_fans_prequeued');
+const enterNotOpen = new Counter('opening_enter_sale_not_open');
 // A fan's second hold on the schedule (HOLD_ALREADY_EXISTS) would mean a lost answer.
 const holdAlreadyExists = new Counter('stampede_hold_already_exists');
 
@@ -170,7 +202,7 @@ export const options = {
       executor: 'per-vu-iterations',
       vus: VUS,
       iterations: 1,
-      maxDuration: `${Math.ceil(MAX_SECONDS + 60)}s`,
+      maxDuration: `${Math.ceil(MAX_SECONDS + 60 + (OPENING ? OPENS_IN_SECONDS : 0))}s`,
       gracefulStop: '30s',
     },
   },
@@ -186,13 +218,16 @@ export const options = {
       stampede_real_failed: ['rate<0.005'],
       stampede_hold_answered: ['rate>0.999'],
       stampede_fans_not_active: ['count<1'],
+    },
+    OPENING ? { opening_active_before_open: ['count<1'] } : {},
+    {
       // Not judged; listed so these sub-metrics reach the exported summary.
       graphql_failed: ['rate>=0'],
     },
     info('max>=0', ['stampede_busy_ms', 'stampede_hold_with_retries_ms', 'stampede_poll_after_seconds',
       'stampede_hold_ok_epoch_ms', ...VIA.map((v) => `stampede_sold_out_learned_epoch_ms{via:${v}}`)]),
     info('count>=0', ['stampede_busy_without_hint', 'stampede_poll_hint_missing', 'stampede_hold_sold_out',
-      ...VIA.map((v) => `stampede_fans_sold_out{via:${v}}`)]),
+      'opening_fans_prequeued', 'opening_enter_sale_not_open', ...VIA.map((v) => `stampede_fans_sold_out{via:${v}}`)]),
     Object.fromEntries(OPS.flatMap((op) => [
       [`http_req_duration{op:${op}}`, ['max>=0']],
       [`http_reqs{op:${op}}`, ['count>=0']],
@@ -206,8 +241,26 @@ export const options = {
   ),
 };
 
+// t0: when the race starts (now; with OPENING, the sale's opening), and the concert raced for.
 export function setup() {
-  return { t0: Date.now() };
+  if (!OPENING) return { t0: Date.now(), concertId: CONCERT_ID, ttlMs: null };
+  const sale = scheduleOnSale(URL, organiserToken(), { seats: SEATS, fans: USERS, opensInSeconds: OPENS_IN_SECONDS, plan: PLAN });
+  const p = sale.plan;
+  console.log(`opening concert=${sale.concertId} schedule=${sale.scheduleId} prequeue_ms=${sale.prequeueOpensAtMs} `
+    + `open_ms=${sale.salesOpenAtMs} setup_ms=${Date.now()} ttl_s=${sale.settings.activeTtlSeconds} `
+    + `admit=${sale.settings.admitPerSecond} cap=${sale.settings.activeCap} seats=${SEATS} fans=${USERS} `
+    + `capacity=${PLAN.bookingCapacity} seconds_to_buy=${PLAN.secondsToBuy} conversion=${PLAN.conversion} `
+    + `plan_admit=${p.admitPerSecond} plan_cap=${p.activeCap} plan_fans_admitted=${p.fansAdmitted} `
+    + `plan_sold_out_s=${p.soldOutAfterSeconds === null ? '-' : p.soldOutAfterSeconds} plan_told=${p.fansToldSoldOut} `
+    + `plan_waits=${p.waitByPosition.map((w) => `${w.position}:${w.seconds}`).join(',') || '-'}`);
+  return { t0: sale.salesOpenAtMs, concertId: sale.concertId, ttlMs: sale.settings.activeTtlSeconds * 1000 };
+}
+
+// With OPENING: what the server says its opening did, for the report.
+export function teardown(data) {
+  if (!OPENING) return;
+  const q = queueOpening(URL, organiserToken(), data.concertId);
+  console.log(q === null ? 'queue-opening none' : `queue-opening ${Object.keys(q).map((k) => `${k}=${q[k]}`).join(' ')}`);
 }
 
 function logOnce(state, msg) {
@@ -231,11 +284,11 @@ function holdKind(fan) {
 function nextOp(fan) {
   switch (fan.stage) {
     case 'enter':
-      return { query: ENTER, variables: { c: CONCERT_ID }, token: fan.jwt, name: 'enterQueue' };
+      return { query: ENTER, variables: { c: fan.concertId }, token: fan.jwt, name: 'enterQueue' };
     case 'poll':
       return { query: STATUS, variables: { t: fan.token }, token: fan.jwt, name: 'queueStatus' };
     case 'schedules':
-      return { query: CONCERT, variables: { c: CONCERT_ID }, token: fan.jwt, name: 'concert' };
+      return { query: CONCERT, variables: { c: fan.concertId }, token: fan.jwt, name: 'concert' };
     case 'seats':
       return { query: SEAT_MAP, variables: { s: fan.scheduleId }, token: fan.jwt, name: 'schedule' };
     case 'hold':
@@ -262,6 +315,14 @@ function finish(fan, outcome, now, via) {
     case 'failed': fansFailed.add(1); break;
     default: fansNotActive.add(1);
   }
+  if (OPENING) logRecord(fan, via);
+}
+
+// The fan's record line (see the header), '-' for what it never had.
+function logRecord(fan, via) {
+  const f = (v) => (v === null || v === undefined ? '-' : v);
+  console.log(`fan ${fan.userId} ${f(fan.enterAnsweredAt)} ${f(fan.enterStatus)} ${f(fan.admittedAt)} ${f(fan.activeAt)} `
+    + `${f(fan.firstPosition)} ${f(fan.heldAt)} ${fan.outcome} ${f(via)}`);
 }
 
 // The fan stops without a seat, told so by `via` at `now` (epoch ms).
@@ -312,6 +373,7 @@ function onHold(fan, op, result, ms, now, t0, state, sentAt) {
     holdsOk.add(1, { op });
     holdOkAt.add((now - t0) / 1000);
     holdOkEpoch.add(now);
+    fan.heldAt = now;
     finish(fan, 'held', now);
   } else if (isSoldOut(result)) {
     holdSoldOut.add(1, { op });
@@ -330,14 +392,36 @@ function onHold(fan, op, result, ms, now, t0, state, sentAt) {
   }
 }
 
+// With OPENING: what a queue answer tells about the opening (t0): when the fan entered, its first
+// place in line after the opening, when it was admitted (activeUntil minus the active TTL), and
+// whether anyone was ACTIVE before the opening.
+function noteOpening(fan, op, d, now, t0, ttlMs) {
+  if (op === 'enterQueue' && fan.enterAnsweredAt === null) {
+    fan.enterAnsweredAt = now;
+    fan.enterStatus = d.status;
+    if (d.status === 'PREQUEUE') fansPrequeued.add(1);
+  }
+  if (d.status === 'WAITING' && fan.firstPosition === null && typeof d.position === 'number') fan.firstPosition = d.position;
+  if (d.status !== 'ACTIVE' || fan.activeAt !== null) return;
+  const until = d.activeUntil ? Date.parse(d.activeUntil) : NaN;
+  fan.admittedAt = Number.isNaN(until) || ttlMs === null ? null : until - ttlMs;
+  if (now < t0 || (fan.admittedAt !== null && fan.admittedAt < t0)) activeBeforeOpen.add(1);
+}
+
 // A queue answer (enterQueue or queueStatus) with data.
-function onQueue(fan, op, d, now, t0, state, sentAt) {
+function onQueue(fan, op, d, now, t0, state, sentAt, ttlMs) {
   if (op === 'enterQueue') fan.token = d.token;
+  if (OPENING) noteOpening(fan, op, d, now, t0, ttlMs);
   const hint = pollHint(d);
   if (hint !== null) pollAfter.add(hint, { status: d.status });
   switch (d.status) {
     case 'ACTIVE':
       becameActive(fan, now, t0);
+      return;
+    case 'PREQUEUE':
+      // In line before the opening, with no place yet: ask again when the hint says.
+      fan.stage = 'poll';
+      fan.nextAt = now + pollDelaySeconds(d, POLL_SECONDS) * 1000;
       return;
     case 'WAITING':
       if (hint === null) pollHintMissing.add(1, { op });
@@ -369,12 +453,25 @@ function onSeatMap(fan, d, now) {
   fan.nextAt = now;
 }
 
-function handle(fan, op, result, now, t0, state, sentAt) {
+// enterQueue before the pre-queue opened: again at the answer's prequeueOpensAt (or after
+// POLL_SECONDS when it gives none); an answer, not a failure.
+function onNotOpen(fan, result, now) {
+  enterNotOpen.add(1);
+  const e = (result.errors || [])[0];
+  const at = e && e.extensions && e.extensions.prequeueOpensAt ? Date.parse(e.extensions.prequeueOpensAt) : NaN;
+  fan.nextAt = Number.isNaN(at) ? now + POLL_SECONDS * 1000 : Math.max(now + 100, at);
+}
+
+function handle(fan, op, result, now, t0, state, sentAt, ttlMs) {
   const ms = result.res.timings ? result.res.timings.duration : now - sentAt;
   const isHold = op === 'holdSeats' || op === 'holdBestAvailable';
   if (isBusy(result)) {
     if (isHold && fan.holdSentAt === null) fan.holdSentAt = sentAt;
     onBusy(fan, op, result, ms, now);
+    return;
+  }
+  if (op === 'enterQueue' && errorCode(result) === 'SALE_NOT_OPEN') {
+    onNotOpen(fan, result, now);
     return;
   }
   realFailed.add(isRealFailure(result, EXPECTED_CODES), { op });
@@ -401,7 +498,7 @@ function handle(fan, op, result, now, t0, state, sentAt) {
     retryOrFail(fan, now);
     return;
   }
-  if (op === 'enterQueue' || op === 'queueStatus') onQueue(fan, op, d, now, t0, state, sentAt);
+  if (op === 'enterQueue' || op === 'queueStatus') onQueue(fan, op, d, now, t0, state, sentAt, ttlMs);
   else if (op === 'concert') {
     const schedules = d.schedules || [];
     if (schedules.length === 0) {
@@ -426,9 +523,10 @@ export default function (data) {
   for (let i = 0; i < count; i++) {
     const userId = USER_ID_BASE + first + i + 1;
     fans.push({
-      userId, jwt: userToken(userId), token: null, stage: 'enter', nextAt: 0, enteredAt: null,
-      activeAt: null, scheduleId: null, seatId: null, attempts: 0, failures: 0, holdSentAt: null,
-      done: false, outcome: null,
+      userId, jwt: userToken(userId), concertId: data.concertId, token: null, stage: 'enter', nextAt: 0,
+      enteredAt: null, activeAt: null, scheduleId: null, seatId: null, attempts: 0, failures: 0, holdSentAt: null,
+      done: false, outcome: null, enterAnsweredAt: null, enterStatus: null, firstPosition: null, admittedAt: null,
+      heldAt: null,
     });
   }
   const deadline = t0 + MAX_SECONDS * 1000;
@@ -454,6 +552,6 @@ export default function (data) {
     const sentAt = now;
     const results = gqlBatch(URL, ops);
     now = Date.now();
-    results.forEach((result, i) => handle(due[i], ops[i].name, result, now, t0, state, sentAt));
+    results.forEach((result, i) => handle(due[i], ops[i].name, result, now, t0, state, sentAt, data.ttlMs));
   }
 }
