@@ -22,6 +22,7 @@ RUNS = (
     ("queue-wave", "--users 40", ""),
     ("queue-wave", "--users 40 --poll fixed", ""),
     ("seat-stampede", "--users 40 --duration 30", "SEATS=10"),
+    ("opening", "--users 300 --duration 30", "SEATS=20 OPENS_IN_SECONDS=10"),
     ("payments", "--users 40 --rate 10 --duration 5", "PREP_VUS=4"),
     ("seat-expiry", "--holds 40 --ttl 10", "TARGET_SECONDS=30"),
     ("mixed", "--rate 16 --duration 10 --instances 2", ""),

@@ -199,6 +199,80 @@ class PaymentCapacity(unittest.TestCase):
         self.assertIsNone(payment_capacity([{"completed_per_s": 0}, {"completed_per_s": 0}])["steady_of_best"])
 
 
+class ScheduledOpening(unittest.TestCase):
+    LINES = ('time="x" level=info msg="opening concert=1 schedule=1 prequeue_ms=90000 open_ms=100000 ttl_s=600 '
+             'admit=592.2 cap=1404 seats=2 fans=4 capacity=740.2 plan_admit=592.2 plan_fans_admitted=2 '
+             'plan_sold_out_s=1.5 plan_told=2 plan_waits=1:0,2:0.0017" source=console\n'
+             'time="x" level=info msg="fan 1 91000 PREQUEUE 100250 100900 3 101400 held -" source=console\n'
+             'time="x" level=info msg="fan 2 91000 PREQUEUE 100250 101100 1 102000 held -" source=console\n'
+             'time="x" level=info msg="fan 3 91500 PREQUEUE 100500 101300 2 - sold_out seat_map" source=console\n'
+             'time="x" level=info msg="fan 4 92000 PREQUEUE - - 4 - sold_out queueStatus" source=console\n'
+             'time="x" level=warning msg="graphql error: op=hold" source=console\n'
+             'time="x" level=info msg="queue-opening salesOpenAt=2026-12-03T19:00:00Z fansShuffled=4 seed=77" source=console\n')
+
+    def sale(self):
+        import tempfile
+        from loadtest.scenarios.opening import read_sale
+        with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+            f.write(self.LINES)
+        return read_sale(f.name)
+
+    def test_the_console_lines_give_the_sale_the_fans_and_the_server_opening(self):
+        sale = self.sale()
+        self.assertEqual((sale["opening"]["open_ms"], sale["opening"]["admit"], sale["opening"]["plan_waits"]),
+                         (100000, 592.2, "1:0,2:0.0017"))
+        self.assertEqual(sale["queue_opening"], {"salesOpenAt": "2026-12-03T19:00:00Z", "fansShuffled": 4, "seed": 77})
+        self.assertEqual(len(sale["fans"]), 4)
+        self.assertEqual(sale["fans"][3], {"user": 4, "enter_ms": 92000.0, "enter_status": "PREQUEUE", "admitted_ms": None,
+                                           "active_ms": None, "first_position": 4, "hold_ms": None,
+                                           "outcome": "sold_out", "via": "queueStatus"})
+
+    def test_the_opening_measured_from_the_fans_records(self):
+        from loadtest.scenarios.opening import measure_opening
+        sale = self.sale()
+        m = measure_opening(sale["opening"], sale["fans"])
+        self.assertEqual((m["entered_before_opening"], m["active_before_opening"], m["held"]), (4, 0, 2))
+        self.assertEqual((m["first_admitted_s"], m["first_active_seen_s"], m["last_seat_s"]), (0.25, 0.9, 2.0))
+        self.assertEqual((m["admitted_before_last_seat"], m["told_sold_out_waiting"], m["told_sold_out"]), (3, 1, 2))
+        self.assertEqual(m["admission_rate"], 1.5)
+        self.assertAlmostEqual(m["seconds_to_buy_mean"], (1.15 + 1.75) / 2)
+        self.assertEqual(m["waits"], [(1, 0.25)])
+        early = [dict(f, active_ms=99000.0) if f["user"] == 1 else f for f in sale["fans"]]
+        self.assertEqual(measure_opening(sale["opening"], early)["active_before_opening"], 1)
+
+    def test_the_planner_gets_the_measured_inputs_and_its_output_is_read(self):
+        from loadtest.scenarios.opening import measure_opening, parse_plan, planner_inputs
+        sale = self.sale()
+        inputs = planner_inputs(sale["opening"], measure_opening(sale["opening"], sale["fans"]))
+        self.assertEqual({k: v for k, (v, _) in inputs.items()},
+                         {"seats": 2, "fans": 4, "seconds_to_buy": 1.45, "seats_per_purchase": 1, "conversion": 0.6667,
+                          "booking_capacity": 740.2})
+        self.assertIsNone(planner_inputs(sale["opening"], measure_opening(sale["opening"], sale["fans"][2:])))
+        out = parse_plan("admit_per_second 592.2\nactive_cap 1030\nfans_admitted 3\nsold_out_after_seconds 1.5\n"
+                         "fans_told_sold_out 1\nwait_at_position 1 0.0 s\n")
+        self.assertEqual(out, {"admit_per_second": 592.2, "active_cap": 1030, "fans_admitted": 3,
+                               "sold_out_after_seconds": 1.5, "fans_told_sold_out": 1, "waits": [(1, 0.0)]})
+        self.assertIsNone(parse_plan("sold_out_after_seconds never (the fans do not fill the venue)\n")["sold_out_after_seconds"])
+
+    def test_each_prediction_is_judged_within_twenty_percent_of_it(self):
+        from loadtest.scenarios.opening import compare, within
+        self.assertTrue(within(1.2, 1.0))
+        self.assertFalse(within(1.21, 1.0))
+        self.assertTrue(within(0, 0))
+        self.assertIsNone(within(None, 1.0))
+        m = {"admission_rate": 500.0, "last_seat_s": 2.0, "admitted_before_last_seat": 1000, "told_sold_out_waiting": 9000}
+        check = {"plan": {"admit_per_second": 592.2, "sold_out_after_seconds": 3.0, "fans_admitted": 1000,
+                          "fans_told_sold_out": 9000}}
+        c = compare(check, {"plan_admit": 592.2}, m)
+        self.assertEqual([r["within"] for r in c["rows"]], [True, False, None, True])
+        self.assertFalse(c["passed"])
+        self.assertIsNone(compare({"error": "nothing sold"}, {}, m)["passed"])
+
+    def test_smoke_runs_it_small(self):
+        from loadtest import smoke
+        self.assertIn("opening", [name for name, _, _ in smoke.RUNS])
+
+
 class QueueWavePolling(unittest.TestCase):
     def test_the_poll_option_picks_the_mode_and_the_report(self):
         from loadtest.scenarios.queue_wave import QueueWave
