@@ -42,7 +42,7 @@ const SET_QUEUE = `mutation setQueueSettings($c: ID!, $rate: Float!, $cap: Int!)
   }
 }`;
 const QUEUE_OPENING = `query queueOpening($c: ID!) {
-  queueOpening(concertId: $c) { salesOpenAt openedAt seed fansShuffled fansAfterOpening }
+  queueOpening(concertId: $c) { salesOpenAt openedAt seed fansInPrequeue fansShuffled fansAfterOpening }
 }`;
 
 // An access token with the organiser's role.
