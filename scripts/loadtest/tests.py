@@ -234,11 +234,17 @@ class ScheduledOpening(unittest.TestCase):
         self.assertEqual((m["entered_before_opening"], m["active_before_opening"], m["held"]), (4, 0, 2))
         self.assertEqual((m["first_admitted_s"], m["first_active_seen_s"], m["last_seat_s"]), (0.25, 0.9, 2.0))
         self.assertEqual((m["admitted_before_last_seat"], m["told_sold_out_waiting"], m["told_sold_out"]), (3, 1, 2))
-        self.assertEqual(m["admission_rate"], 1.5)
+        self.assertEqual(m["admission_rate"], 4.0, "1 fan in the 0.25 s after the first tick's 2")
         self.assertAlmostEqual(m["seconds_to_buy_mean"], (1.15 + 1.75) / 2)
         self.assertEqual(m["waits"], [(1, 0.25)])
         early = [dict(f, active_ms=99000.0) if f["user"] == 1 else f for f in sale["fans"]]
         self.assertEqual(measure_opening(sale["opening"], early)["active_before_opening"], 1)
+
+    def test_the_admission_rate_is_counted_between_ticks(self):
+        from loadtest.scenarios.opening import admission_rate
+        self.assertEqual(admission_rate([0, 0, 0, 250, 250, 500, 500]), 4 / 0.5)
+        self.assertIsNone(admission_rate([100, 100]), "one tick: no interval")
+        self.assertIsNone(admission_rate([]))
 
     def test_the_planner_gets_the_measured_inputs_and_its_output_is_read(self):
         from loadtest.scenarios.opening import measure_opening, parse_plan, planner_inputs

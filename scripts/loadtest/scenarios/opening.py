@@ -188,7 +188,7 @@ def measure_opening(opening, fans):
         "held": len(holds), "first_seat_s": _after(min(holds) if holds else None, open_ms), "last_seat_s": sold_out_s,
         "told_sold_out_waiting": sum(1 for f in fans if f["outcome"] == "sold_out" and f["via"] in WAITING_VIA),
         "told_sold_out": sum(1 for f in fans if f["outcome"] == "sold_out"),
-        "admission_rate": before_last / sold_out_s if sold_out_s and sold_out_s > 0 else None,
+        "admission_rate": admission_rate([a for a in admitted if last is not None and a <= last]),
         "seconds_to_buy_mean": _mean([(f["hold_ms"] - f["admitted_ms"]) / 1000 for f in buyers]),
         "seconds_to_buy_max": max(((f["hold_ms"] - f["admitted_ms"]) / 1000 for f in buyers), default=None),
         "seconds_seen_to_hold_mean": _mean([(f["hold_ms"] - f["active_ms"]) / 1000 for f in fans
@@ -197,6 +197,16 @@ def measure_opening(opening, fans):
         "waits": [(p, _after(admitted[p - 1], open_ms)) for p in POSITIONS if p <= len(admitted)],
         "first_position_max": max((f["first_position"] for f in fans if f["first_position"] is not None), default=None),
     }
+
+
+def admission_rate(admitted):
+    """Fans admitted per second from sorted admission times (ms): those after the first tick's
+    batch over the time from that tick to the last (a tick admits its batch at one instant, so
+    the first batch ends no interval); None with fewer than two ticks."""
+    if len(admitted) < 2 or admitted[-1] <= admitted[0]:
+        return None
+    first_batch = sum(1 for a in admitted if a == admitted[0])
+    return (len(admitted) - first_batch) / ((admitted[-1] - admitted[0]) / 1000)
 
 
 def _mean(values):
@@ -299,7 +309,9 @@ def reasons(m, server, samples, opening):
     a = server.get("admission") or {}
     active = [r["active"] for r in samples if r.get("active") is not None]
     return {
-        "admit_per_second": f"adaptive target min / mean / max {num(a.get('target_rate_min'), 1)} / "
+        "admit_per_second": ("every fan in line was admitted before the last seat went (the line ran out); "
+                             if m["admitted_before_last_seat"] and m["admitted_before_last_seat"] >= m["entered_before_opening"]
+                             else "") + f"adaptive target min / mean / max {num(a.get('target_rate_min'), 1)} / "
                             f"{num(a.get('target_rate_mean'), 1)} / {num(a.get('target_rate_max'), 1)} fans/s; ACTIVE "
                             f"peak {num(max(active) if active else None, 0)} of the cap {num(opening.get('cap'), 0)}",
         "sold_out_after_seconds": f"the last buyer was admitted at {secs(m['last_buyer_admitted_s'])}; admission → hold "
@@ -324,7 +336,8 @@ def plan_table(comparison, why=None):
                "against what the run measured; "
                f"a prediction passes when the measurement is within ±{TOLERANCE:.0%} of it (issue 15). \"Before the "
                "opening\" is the plan the organiser set the queue from (capacityPlan in k6's setup), for comparison. Measured "
-               "admission rate: fans admitted from the opening until the last seat went ÷ that time; fans told SOLD_OUT "
+               "admission rate: fans admitted after the first admission tick until the last seat went ÷ the time from that "
+               "tick to the last admission before it; fans told SOLD_OUT "
                "while waiting: never admitted, told by enterQueue or queueStatus.")
     if comparison.get("error"):
         caption += f" The plan for the run's inputs could not be made: {comparison['error']}."
