@@ -79,10 +79,11 @@ class Opening(SeatStampede):
         server["admission"] = admission_over_time(ctx.samples)
         res = resources_of(ctx.samples, busy_k6)
         check = read_json(ctx.run_dir / "plan-check.json") or {"error": "not computed (no plan-check.json)"}
+        priors = read_json(ctx.run_dir / "plan-priors.json") or {}
         comparison = compare(check, sale["opening"], m)
         why = reasons(m, server, ctx.samples, sale["opening"])
         data = {"load_model": load_model_data(ctx, users, seats, expected), "opening": m, "sale": sale["opening"],
-                "queue_opening": sale["queue_opening"], "plan_check": check, "plan_comparison": comparison,
+                "queue_opening": sale["queue_opening"], "plan_priors": priors, "plan_check": check, "plan_comparison": comparison,
                 "results": r, "server_metrics": server, "resources": res}
         return Report(
             title=self.title, data=data, load_model=load_model_text(ctx, users, sale["opening"]),
@@ -96,7 +97,8 @@ class Opening(SeatStampede):
                        "retried and counted apart, SALE_NOT_OPEN from enterQueue (before the pre-queue) is sent again "
                        "when it says")],
             sections=[section("The opening", kv_table(opening_rows(m, sale)), waits_table(m, sale["opening"])),
-                      section("Capacity plan against the measured sale", plan_table(comparison, why), inputs_table(check)),
+                      section("Capacity plan against the measured sale", plan_table(comparison, why), inputs_table(check),
+                              priors_table(priors, sale["opening"])),
                       section("Results", kv_table(since_opening(result_rows(users, r))), op_table(r["per_op"])),
                       section("Server view", kv_table(server_rows(server)))])
 
@@ -356,6 +358,15 @@ def inputs_table(check):
     caption = "The planner's inputs for this run, and where each came from" + (
         f" (`{check['command']}`):" if check.get("command") else ":")
     return Table(["input", "value", "from"], rows, caption)
+
+
+def priors_table(priors, opening):
+    """The inputs of the plan the queue was set from, before the opening (k6's capacityPlan)."""
+    rows = [[f"`{name}`", f"{d['value']:,g}", d["from"]] for name, d in priors.items()]
+    rows += [["seats, fans", f"{num(opening.get('seats'), 0)}, {num(opening.get('fans'), 0)}", "the run's (SEATS, --users)"]]
+    return Table(["input", "value", "from"], rows, "The inputs of the plan set before the opening, and where each came from "
+                 f"(it gave admitPerSecond {num(opening.get('plan_admit'), 1)} and activeCap "
+                 f"{num(opening.get('plan_cap'), 0)}, which the organiser set):")
 
 
 def waits_table(m, opening):
