@@ -125,7 +125,7 @@ if (['seat', 'best', 'mix'].indexOf(MODE) < 0) throw new Error(`MODE must be sea
 const OPENING = __ENV.OPENING === '1';
 const OPENS_IN_SECONDS = envFloat('OPENS_IN_SECONDS', 30);
 const PLAN = { bookingCapacity: envFloat('BOOKING_CAPACITY', 740), secondsToBuy: envFloat('PLAN_SECONDS_TO_BUY', 60),
-  conversion: envFloat('PLAN_CONVERSION', 1) };
+  slowestSecondsToBuy: envFloat('PLAN_SLOWEST_SECONDS_TO_BUY', 60), conversion: envFloat('PLAN_CONVERSION', 1) };
 
 // Business outcomes that are answers, not failures.
 const EXPECTED_CODES = ['SEAT_UNAVAILABLE', 'SOLD_OUT'];
@@ -249,7 +249,8 @@ export function setup() {
   console.log(`opening concert=${sale.concertId} schedule=${sale.scheduleId} prequeue_ms=${sale.prequeueOpensAtMs} `
     + `open_ms=${sale.salesOpenAtMs} setup_ms=${Date.now()} ttl_s=${sale.settings.activeTtlSeconds} `
     + `admit=${sale.settings.admitPerSecond} cap=${sale.settings.activeCap} seats=${SEATS} fans=${USERS} `
-    + `capacity=${PLAN.bookingCapacity} seconds_to_buy=${PLAN.secondsToBuy} conversion=${PLAN.conversion} `
+    + `capacity=${PLAN.bookingCapacity} seconds_to_buy=${PLAN.secondsToBuy} `
+    + `slowest_seconds_to_buy=${PLAN.slowestSecondsToBuy} conversion=${PLAN.conversion} `
     + `plan_admit=${p.admitPerSecond} plan_cap=${p.activeCap} plan_fans_admitted=${p.fansAdmitted} `
     + `plan_sold_out_s=${p.soldOutAfterSeconds === null ? '-' : p.soldOutAfterSeconds} plan_told=${p.fansToldSoldOut} `
     + `plan_waits=${p.waitByPosition.map((w) => `${w.position}:${w.seconds}`).join(',') || '-'}`);

@@ -71,9 +71,13 @@ struct PlanOptions {
     /// Fans expected in the queue at the opening.
     #[arg(long)]
     fans: u64,
-    /// Seconds an admitted fan takes to buy (or give up).
+    /// Seconds an admitted fan takes to buy (or give up), on average.
     #[arg(long, default_value_t = 60.0)]
     seconds_to_buy: f64,
+    /// Seconds within which nearly every buyer has bought (e.g. the P95 of the time to buy);
+    /// when the last seat goes depends on it. Default: --seconds-to-buy.
+    #[arg(long)]
+    slowest_seconds_to_buy: Option<f64>,
     /// Seats each buying fan takes, on average.
     #[arg(long, default_value_t = 1.0)]
     seats_per_purchase: f64,
@@ -188,6 +192,9 @@ async fn main() -> anyhow::Result<()> {
                 seats: options.seats,
                 fans: options.fans,
                 seconds_to_buy: options.seconds_to_buy,
+                slowest_seconds_to_buy: options
+                    .slowest_seconds_to_buy
+                    .unwrap_or(options.seconds_to_buy),
                 seats_per_purchase: options.seats_per_purchase,
                 conversion: options.conversion,
                 booking_capacity: options.booking_capacity,

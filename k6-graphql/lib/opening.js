@@ -7,7 +7,7 @@
 //
 //   import { organiserToken, scheduleOnSale, queueOpening } from './lib/opening.js';
 //   const sale = scheduleOnSale(GRAPHQL_URL, organiserToken(), { seats: 50, fans: 10000,
-//     opensInSeconds: 30, plan: { bookingCapacity: 740, secondsToBuy: 2, conversion: 1 } });
+//     opensInSeconds: 30, plan: { bookingCapacity: 740, secondsToBuy: 2, slowestSecondsToBuy: 5, conversion: 1 } });
 //   // sale: { concertId, scheduleId, prequeueOpensAtMs, salesOpenAtMs, plan, settings }
 //
 // Every step must succeed: a failure throws (in setup(), that ends the test before any fan).
@@ -93,7 +93,8 @@ export function scheduleOnSale(url, token, { seats, fans, opensInSeconds, plan, 
     'layOutSeats', 'layOutSeats');
   if (laid.seats !== seats) throw new Error(`layOutSeats laid out ${laid.seats} seats, not ${seats}`);
   const planned = must(gql(url, CAPACITY_PLAN, { input: {
-    seats, fans, secondsToBuy: plan.secondsToBuy, seatsPerPurchase: 1, conversion: plan.conversion,
+    seats, fans, secondsToBuy: plan.secondsToBuy, slowestSecondsToBuy: plan.slowestSecondsToBuy,
+    seatsPerPurchase: 1, conversion: plan.conversion,
     bookingCapacity: plan.bookingCapacity,
   } }, opts('capacityPlan')), 'capacityPlan', 'capacityPlan');
   const settings = must(gql(url, SET_QUEUE, { c: concert.id, rate: planned.admitPerSecond, cap: planned.activeCap },

@@ -236,6 +236,7 @@ class ScheduledOpening(unittest.TestCase):
         self.assertEqual((m["admitted_before_last_seat"], m["told_sold_out_waiting"], m["told_sold_out"]), (3, 1, 2))
         self.assertEqual(m["admission_rate"], 4.0, "1 fan in the 0.25 s after the first tick's 2")
         self.assertAlmostEqual(m["seconds_to_buy_mean"], (1.15 + 1.75) / 2)
+        self.assertEqual(m["seconds_to_buy_p95"], 1.75, "nearest rank of two")
         self.assertEqual(m["waits"], [(1, 0.25)])
         early = [dict(f, active_ms=99000.0) if f["user"] == 1 else f for f in sale["fans"]]
         self.assertEqual(measure_opening(sale["opening"], early)["active_before_opening"], 1)
@@ -251,8 +252,8 @@ class ScheduledOpening(unittest.TestCase):
         sale = self.sale()
         inputs = planner_inputs(sale["opening"], measure_opening(sale["opening"], sale["fans"]))
         self.assertEqual({k: v for k, (v, _) in inputs.items()},
-                         {"seats": 2, "fans": 4, "seconds_to_buy": 1.45, "seats_per_purchase": 1, "conversion": 0.6667,
-                          "booking_capacity": 740.2})
+                         {"seats": 2, "fans": 4, "seconds_to_buy": 1.45, "slowest_seconds_to_buy": 1.75,
+                          "seats_per_purchase": 1, "conversion": 0.6667, "booking_capacity": 740.2})
         self.assertIsNone(planner_inputs(sale["opening"], measure_opening(sale["opening"], sale["fans"][2:])))
         out = parse_plan("admit_per_second 592.2\nactive_cap 1030\nfans_admitted 3\nsold_out_after_seconds 1.5\n"
                          "fans_told_sold_out 1\nwait_at_position 1 0.0 s\n")

@@ -38,9 +38,12 @@ pub struct CapacityPlanInput {
     pub seats: i32,
     /// Fans expected in the queue at the opening.
     pub fans: i32,
-    /// Seconds an admitted fan takes to buy (or give up).
+    /// Seconds an admitted fan takes to buy (or give up), on average.
     #[graphql(default = 60.0)]
     pub seconds_to_buy: f64,
+    /// Seconds within which nearly every buyer has bought (e.g. the P95 of the time to buy);
+    /// when the last seat goes depends on it. Null: `secondsToBuy`.
+    pub slowest_seconds_to_buy: Option<f64>,
     /// Seats each buying fan takes, on average.
     #[graphql(default = 1.0)]
     pub seats_per_purchase: f64,
@@ -66,6 +69,7 @@ impl OrganiserQuery {
             seats: not_negative("the seats", input.seats)?,
             fans: not_negative("the fans", input.fans)?,
             seconds_to_buy: input.seconds_to_buy,
+            slowest_seconds_to_buy: input.slowest_seconds_to_buy.unwrap_or(input.seconds_to_buy),
             seats_per_purchase: input.seats_per_purchase,
             conversion: input.conversion,
             booking_capacity: input.booking_capacity,

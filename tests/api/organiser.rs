@@ -743,10 +743,24 @@ async fn organisers_plan_a_sale() {
         plan["waitByPosition"][2],
         json!({ "position": 100, "seconds": 1.2375 })
     );
+    // The slow buyers decide when the last seat goes; the cap still follows the mean.
+    let body = app
+        .graphql_as_organiser(
+            ORGANISER,
+            query,
+            json!({ "input": { "seats": 50, "fans": 10000, "secondsToBuy": 30,
+                "slowestSecondsToBuy": 45, "conversion": 0.5, "bookingCapacity": 100 } }),
+        )
+        .await;
+    let plan = data(&body, "capacityPlan");
+    assert_eq!(plan["soldOutAfterSeconds"], 46.25);
+    assert_eq!(plan["activeCap"], 2880);
     for input in [
         json!({ "seats": -1, "fans": 10, "bookingCapacity": 10 }),
         json!({ "seats": 10, "fans": 10, "bookingCapacity": 0 }),
         json!({ "seats": 10, "fans": 10, "bookingCapacity": 10, "conversion": 2 }),
+        json!({ "seats": 10, "fans": 10, "bookingCapacity": 10, "secondsToBuy": 30,
+                "slowestSecondsToBuy": 10 }),
     ] {
         let body = app
             .graphql_as_organiser(ORGANISER, query, json!({ "input": input }))

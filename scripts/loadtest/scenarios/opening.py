@@ -7,8 +7,9 @@ admitted before that and those told SOLD_OUT, waits by place in line, exactly th
 holds; and the capacity planner's prediction for the run's own inputs against the measured sale,
 within ±20 % per quantity.
 Env: SEATS (50), OPENS_IN_SECONDS (30: the pre-queue's length), BOOKING_CAPACITY (the ceiling
-report's API holds/s), PLAN_SECONDS_TO_BUY (the seat-stampede report's ACTIVE -> final answer
-P50), PLAN_CONVERSION (1), and the stampede's MODE, MAX_ATTEMPTS, POLL."""
+report's API holds/s), PLAN_SECONDS_TO_BUY and PLAN_SLOWEST_SECONDS_TO_BUY (the seat-stampede
+report's ACTIVE -> final answer P50 and P95), PLAN_CONVERSION (1), and the stampede's MODE,
+MAX_ATTEMPTS, POLL."""
 
 import os
 import subprocess
@@ -109,7 +110,8 @@ def plan_priors(env, results_dir):
     ceiling = read_json(results_dir / "ceiling.json") or {}
     holds = ((ceiling.get("results") or {}).get("ceilings") or {}).get("api_holds")
     stampede = read_json(results_dir / "seat-stampede.json") or {}
-    to_buy = ((stampede.get("results") or {}).get("booking_seconds") or {}).get("med")
+    booking = (stampede.get("results") or {}).get("booking_seconds") or {}
+    to_buy, slowest = booking.get("med"), booking.get("p(95)")
     found = {
         "BOOKING_CAPACITY": (round(holds, 1) if holds else 740.0,
                              "the ceiling report's API holds/s (docs/results/ceiling.json, " + (
@@ -117,6 +119,9 @@ def plan_priors(env, results_dir):
         "PLAN_SECONDS_TO_BUY": (round(to_buy, 2) if to_buy else 60.0,
                                 "the seat-stampede report's ACTIVE → final answer P50 (docs/results/seat-stampede.json)"
                                 if to_buy else "the planner's default (no seat-stampede report)"),
+        "PLAN_SLOWEST_SECONDS_TO_BUY": (round(max(slowest, to_buy), 2) if slowest and to_buy else 60.0,
+                                        "the seat-stampede report's ACTIVE → final answer P95 (docs/results/seat-stampede.json)"
+                                        if slowest and to_buy else "the planner's default (no seat-stampede report)"),
         "PLAN_CONVERSION": (1.0, "every fan of the script tries to buy until told nothing is left"),
     }
     for name in found:
@@ -193,6 +198,7 @@ def measure_opening(opening, fans):
         "admission_rate": admission_rate([a for a in admitted if last is not None and a <= last]),
         "seconds_to_buy_mean": _mean([(f["hold_ms"] - f["admitted_ms"]) / 1000 for f in buyers]),
         "seconds_to_buy_max": max(((f["hold_ms"] - f["admitted_ms"]) / 1000 for f in buyers), default=None),
+        "seconds_to_buy_p95": _p95([(f["hold_ms"] - f["admitted_ms"]) / 1000 for f in buyers]),
         "seconds_seen_to_hold_mean": _mean([(f["hold_ms"] - f["active_ms"]) / 1000 for f in fans
                                             if f["hold_ms"] is not None and f["active_ms"] is not None]),
         "last_buyer_admitted_s": _after(max((f["admitted_ms"] for f in buyers), default=None), open_ms),
@@ -215,6 +221,14 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def _p95(values):
+    """The 95th percentile, nearest rank (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+
 def planner_inputs(opening, m):
     """The planner's inputs for this run as measured -> (value, where it came from), or None when
     the run sold nothing (there is no time to buy or conversion to measure)."""
@@ -225,6 +239,8 @@ def planner_inputs(opening, m):
         "fans": (m["entered_before_opening"], "fans in line at the opening (their enterQueue answered PREQUEUE)"),
         "seconds_to_buy": (round(max(m["seconds_to_buy_mean"], 0.001), 3),
                            "measured: admission (activeUntil − activeTtlSeconds) → successful hold, mean of the fans who got a seat"),
+        "slowest_seconds_to_buy": (round(max(m["seconds_to_buy_p95"], m["seconds_to_buy_mean"], 0.001), 3),
+                                   "measured: the same time, P95 (nearest rank) of the fans who got a seat"),
         "seats_per_purchase": (1, "each fan of the script holds one seat"),
         "conversion": (round(min(1.0, m["held"] / m["admitted_before_last_seat"]), 4),
                        "measured: fans who got a seat ÷ fans admitted before the last seat went"),
@@ -317,7 +333,8 @@ def reasons(m, server, samples, opening):
                             f"{num(a.get('target_rate_mean'), 1)} / {num(a.get('target_rate_max'), 1)} fans/s; ACTIVE "
                             f"peak {num(max(active) if active else None, 0)} of the cap {num(opening.get('cap'), 0)}",
         "sold_out_after_seconds": f"the last buyer was admitted at {secs(m['last_buyer_admitted_s'])}; admission → hold "
-                                  f"mean {secs(m['seconds_to_buy_mean'])}, slowest buyer {secs(m['seconds_to_buy_max'])}",
+                                  f"mean {secs(m['seconds_to_buy_mean'])}, P95 {secs(m['seconds_to_buy_p95'])}, "
+                                  f"slowest buyer {secs(m['seconds_to_buy_max'])}",
         "fans_admitted": f"{num(m['admitted_before_last_seat'], 0)} admitted in the {secs(m['last_seat_s'])} until the last "
                          f"seat went, {num(m['held'], 0)} of them got one",
         "fans_told_sold_out": f"{num(m['fans'], 0)} fans, {num(m['admitted'], 0)} admitted in all; {num(m['told_sold_out'], 0)} "
@@ -398,8 +415,9 @@ def opening_rows(m, sale):
         ["seats: first / last went, after the opening", f"{secs(m['first_seat_s'])} / {secs(m['last_seat_s'])}"],
         ["fans admitted before the last seat went / in all", f"{num(m['admitted_before_last_seat'], 0)} / {num(m['admitted'], 0)}"],
         ["fans told SOLD_OUT while waiting / in all", f"{num(m['told_sold_out_waiting'], 0)} / {num(m['told_sold_out'], 0)}"],
-        ["time to buy: admission → hold, mean / slowest; ACTIVE seen → hold, mean",
-         f"{secs(m['seconds_to_buy_mean'])} / {secs(m['seconds_to_buy_max'])}; {secs(m['seconds_seen_to_hold_mean'])}"],
+        ["time to buy: admission → hold, mean / P95 / slowest; ACTIVE seen → hold, mean",
+         f"{secs(m['seconds_to_buy_mean'])} / {secs(m['seconds_to_buy_p95'])} / {secs(m['seconds_to_buy_max'])}; "
+         f"{secs(m['seconds_seen_to_hold_mean'])}"],
         ["the server's opening (`queueOpening`)",
          "not answered" if not q else ", ".join(f"{k} {v}" for k, v in q.items())],
     ]
