@@ -237,6 +237,25 @@ const CHECKS: &[Check] = &[
                     FROM reservations WHERE status = 'HELD') h
               WHERE holds > 1",
     },
+    // cancelSchedule withdraws every seat and cancels every hold and booking of a performance
+    // in one transaction; nothing else withdraws a seat.
+    Check {
+        name: "cancelled_performances_closed",
+        description: "a cancelled performance has only WITHDRAWN seats and no HELD or CONFIRMED \
+                      reservation; a performance not cancelled has no WITHDRAWN seat",
+        subject: "schedule",
+        since: Since::Now,
+        sql: "SELECT sc.id
+              FROM schedules sc
+              WHERE CASE WHEN sc.cancelled_at IS NOT NULL THEN
+                        EXISTS (SELECT 1 FROM seats s
+                                WHERE s.schedule_id = sc.id AND s.status <> 'WITHDRAWN')
+                        OR EXISTS (SELECT 1 FROM reservations r
+                                   WHERE r.schedule_id = sc.id AND r.status IN ('HELD', 'CONFIRMED'))
+                    ELSE EXISTS (SELECT 1 FROM seats s
+                                 WHERE s.schedule_id = sc.id AND s.status = 'WITHDRAWN')
+                    END",
+    },
     // Payment confirms; a cancelled paid booking keeps its payment (and gets a REFUND entry, see
     // ledger_matches_payments); HELD and EXPIRED reservations were never paid.
     Check {

@@ -460,7 +460,7 @@ async fn the_command_exits_0_when_clean_1_when_a_check_fails_and_2_without_a_dat
 
     let (status, stdout) = run(&app.config.database_url).await;
     assert_eq!(status, Some(0), "{stdout}");
-    assert!(stdout.contains("verify: all 10 checks passed"), "{stdout}");
+    assert!(stdout.contains("verify: all 11 checks passed"), "{stdout}");
     assert_eq!(written()["passed"], true);
 
     corrupt(&app, "UPDATE users SET points = points + 500 WHERE id = 3").await;
@@ -474,7 +474,7 @@ async fn the_command_exits_0_when_clean_1_when_a_check_fails_and_2_without_a_dat
         line.contains("balances_match_ledger") && line.contains("user ids: 3"),
         "{line}"
     );
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 9);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 10);
     let report = written();
     assert_eq!(report["passed"], false);
     let failed: Vec<_> = report["checks"]
@@ -495,4 +495,19 @@ async fn the_command_exits_0_when_clean_1_when_a_check_fails_and_2_without_a_dat
 
     let (status, _) = run("postgres://postgres:postgres@127.0.0.1:1/nothing").await;
     assert_eq!(status, Some(verify::EXIT_ERROR));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_performance_with_a_live_booking_fails_only_cancelled_performances_closed() {
+    let Booked { app, .. } = booked().await;
+    // Marked cancelled without the rest of the cancellation: its seats and bookings untouched.
+    corrupt(
+        &app,
+        "UPDATE schedules SET cancelled_at = now() WHERE id = 1",
+    )
+    .await;
+
+    let report = check(&app, &VerifyOptions::default()).await;
+
+    assert_only_failed(&report, "cancelled_performances_closed", &[1]);
 }
