@@ -30,6 +30,7 @@ pub const QUEUE_OPENINGS_TOTAL: &str = "queue_openings_total";
 pub const QUEUE_PREQUEUE: &str = "queue_prequeue";
 pub const QUEUE_SOLD_OUT: &str = "queue_sold_out";
 pub const QUEUE_TICK_FAILURES_TOTAL: &str = "queue_tick_failures_total";
+pub const QUEUE_ADMITTER_FAILING: &str = "queue_admitter_failing";
 pub const QUEUE_SUBSCRIBERS: &str = "queue_subscribers";
 pub const HOLDS_TOTAL: &str = "holds_total";
 pub const HOLD_DURATION_SECONDS: &str = "hold_duration_seconds";
@@ -251,6 +252,10 @@ fn describe_all() {
         "Admitter ticks that failed (Redis unreachable, script error)."
     );
     describe_gauge!(
+        QUEUE_ADMITTER_FAILING,
+        "1 while this instance's last admission tick failed (Redis unreachable, say), 0 once one succeeds."
+    );
+    describe_gauge!(
         QUEUE_SUBSCRIBERS,
         "queueStatus subscriptions open on this instance."
     );
@@ -388,6 +393,7 @@ fn register_label_free() {
     }
     for name in [
         QUEUE_SUBSCRIBERS,
+        QUEUE_ADMITTER_FAILING,
         OUTBOX_BACKLOG,
         OUTBOX_OLDEST_AGE_SECONDS,
         CONSUMER_LAG,

@@ -124,15 +124,20 @@ impl Admitter {
     pub async fn run(self, cancel: CancellationToken) {
         let mut interval = tokio::time::interval(self.period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let failing = metrics::gauge!(m::QUEUE_ADMITTER_FAILING);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            if let Err(err) = self.tick_all().await {
-                metrics::counter!(m::QUEUE_TICK_FAILURES_TOTAL).increment(1);
-                let cause = std::error::Error::source(&err).map(ToString::to_string);
-                tracing::warn!(error = %err, cause, "queue admission tick failed");
+            match self.tick_all().await {
+                Ok(()) => failing.set(0.0),
+                Err(err) => {
+                    failing.set(1.0);
+                    metrics::counter!(m::QUEUE_TICK_FAILURES_TOTAL).increment(1);
+                    let cause = std::error::Error::source(&err).map(ToString::to_string);
+                    tracing::warn!(error = %err, cause, "queue admission tick failed");
+                }
             }
         }
     }

@@ -559,6 +559,7 @@ async fn label_free_and_process_metrics_exist_before_any_event() {
         "expiry_release_latency_seconds_bucket",
         "payment_duration_seconds_count",
         "queue_tick_failures_total",
+        "queue_admitter_failing",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_open_fds",
