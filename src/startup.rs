@@ -2,6 +2,7 @@
 //! [`Application::build`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -19,6 +20,7 @@ use crate::db::Database;
 use crate::events::relay::Relay;
 use crate::graphql;
 use crate::http::AppState;
+use crate::queue::QueueSettings;
 use crate::queue::admitter::Admitter;
 use crate::redis_store::RedisStore;
 use crate::retention::Retention;
@@ -137,10 +139,24 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let _stop_background = self.background;
+        let idle = idle_connection_timeout(self.state.app.queue.settings());
         let router = crate::http::router(self.state);
-        serve(self.listener, router, shutdown).await;
+        serve(self.listener, router, idle, shutdown).await;
         Ok(())
     }
+}
+
+/// What a keep-alive connection may stay silent for on top of the longest poll hint.
+const IDLE_MARGIN: Duration = Duration::from_secs(15);
+
+/// How long a connection may wait for its next request's headers: the longest poll hint the
+/// queue gives, and a margin. hyper runs its `header_read_timeout` between requests too, so this
+/// is also the keep-alive idle timeout. At hyper's default (30 s) the server closed the
+/// connections of pre-queued fans told to come back at the opening 30 s later, at the moment
+/// they sent on them: Go clients (k6) answered `EOF` to 1,383 such requests in one opening run,
+/// and every fan reconnected at once.
+fn idle_connection_timeout(queue: &QueueSettings) -> Duration {
+    queue.longest_poll_hint() + IDLE_MARGIN
 }
 
 /// Serves `router` over HTTP/1.1 (keep-alive, websocket upgrades) until `shutdown` completes,
@@ -149,11 +165,13 @@ impl Application {
 /// hyper's HTTP/1 connection, as `axum::serve` would run it minus HTTP/2 detection: an idle
 /// keep-alive connection costs about a third less memory, which is what a crowd of fans holding
 /// connections open costs the server (docs/performance.md, "Memory per connection"). Nothing we
-/// serve speaks cleartext HTTP/2. Headers must arrive within hyper's `header_read_timeout`
-/// (30 s), so a client trickling them (slowloris) cannot hold a connection forever.
+/// serve speaks cleartext HTTP/2. Headers must arrive within `idle` (see
+/// [`idle_connection_timeout`]), so a client trickling them (slowloris) cannot hold a connection
+/// forever.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
+    idle: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let stop = CancellationToken::new();
@@ -175,6 +193,7 @@ async fn serve(
         connections.spawn(crate::metrics::CONNECTION_TASKS.instrument(async move {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
+                .header_read_timeout(idle)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             let mut connection = std::pin::pin!(connection);
@@ -229,4 +248,26 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received, finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_outlives_every_poll_hint() {
+        for poll_max in [1, 2, 12, 30] {
+            let config =
+                Config::try_parse_from(["cr", "--queue-poll-max-seconds", &poll_max.to_string()])
+                    .expect("parses");
+            let queue = QueueSettings::from_config(&config);
+            let longest = queue.longest_poll_hint();
+            // The pre-queue's hint (a minute at most) and a SOLD_OUT fan's (five times the max).
+            assert!(longest >= Duration::from_secs(60), "{longest:?}");
+            assert!(longest >= Duration::from_secs(5 * poll_max), "{longest:?}");
+            assert!(idle_connection_timeout(&queue) > longest);
+        }
+    }
 }

@@ -148,6 +148,17 @@ impl QueueSettings {
             busy_retry_after_ms: config.queue_busy_retry_after_ms,
         }
     }
+
+    /// The longest `pollAfterSeconds` any status can carry: a PREQUEUE fan's (at most a minute)
+    /// or a SOLD_OUT fan's (five times the WAITING maximum). A client that follows the hint is
+    /// silent for at most this long, so its keep-alive connection must outlive it.
+    pub fn longest_poll_hint(&self) -> Duration {
+        Duration::from_secs(PREQUEUE_POLL_MAX_SECONDS.max(self.sold_out_poll_seconds()))
+    }
+
+    fn sold_out_poll_seconds(&self) -> u64 {
+        self.poll_max_seconds.saturating_mul(5)
+    }
 }
 
 struct Scripts {
@@ -472,7 +483,7 @@ impl Queue {
     pub fn sold_out_status(&self, token: &QueueToken, position: u64) -> QueueStatus {
         QueueStatus {
             position: Some(position.max(1)),
-            poll_after_seconds: Some(self.settings.poll_max_seconds * 5),
+            poll_after_seconds: Some(self.settings.sold_out_poll_seconds()),
             sold_out: true,
             ..self.bare_status(token, QueueState::SoldOut)
         }

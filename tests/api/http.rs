@@ -218,3 +218,34 @@ async fn an_oversized_websocket_message_closes_the_connection() {
         "connection_ack"
     );
 }
+
+/// A fan who polls when `pollAfterSeconds` says may be silent for up to a minute (the pre-queue's
+/// hint), so the server keeps an idle keep-alive connection open for longer than that. hyper's
+/// default closed it after 30 s, as the fan sent on it: a Go client (k6) answered `EOF`. Here the
+/// connection sits idle for 31 s and the next request on it is still answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_outlives_hyper_s_default() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn healthz(stream: &mut tokio::net::TcpStream) -> String {
+        let request = "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = vec![0u8; 4096];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+                .await
+                .expect("the server answers within 5 s")
+                .unwrap_or(0);
+        String::from_utf8_lossy(&buffer[..read]).into_owned()
+    }
+
+    let app = TestApp::spawn().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    assert!(healthz(&mut stream).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    let second = healthz(&mut stream).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "the idle connection was closed: {second:?}"
+    );
+}
