@@ -40,6 +40,12 @@ def le_ms(v):
     return f"{v} s" if isinstance(v, str) else f"≤ {v * 1000:g} ms"
 
 
+def in_server(d):
+    """An operation's P50 / P95 / P99 inside the server's GraphQL handler (metrics.server_latency)."""
+    le = d.get("server_s_le") or {}
+    return " / ".join(le_ms(le.get(q)) for q in ("p50", "p95", "p99"))
+
+
 def pass_fail(ok):
     if ok is None:
         return "info"

@@ -77,6 +77,17 @@ def hist_quantile(prom, name, q, match=None):
     return bucket_quantile(hist_buckets(prom, name, match), q)
 
 
+def server_latency(per_op, prom):
+    """Adds to each operation of k6's `per_op` its time inside the server, as the server measured
+    it (`graphql_request_duration_seconds{operation}`: upper bounds of the buckets holding P50,
+    P95 and P99, None without observations). The gap to k6's latency is time outside the
+    GraphQL handler: in the kernel's queues, in hyper, and in the load client itself."""
+    for op, d in per_op.items():
+        d["server_s_le"] = {q: hist_quantile(prom, "graphql_request_duration_seconds", p, {"operation": op})
+                            for q, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+    return per_op
+
+
 def hist_mean_ms(prom, name, before=None):
     """Mean of a seconds histogram in ms (minus the `before` scrape's observations)."""
     before = before or {}

@@ -4,7 +4,7 @@ import math
 import unittest
 
 from loadtest import charts, k6, report
-from loadtest.metrics import Summary, bucket_quantile, counter_by, counter_sum, hist_buckets, parse_prometheus
+from loadtest.metrics import Summary, bucket_quantile, counter_by, counter_sum, hist_buckets, parse_prometheus, server_latency
 from loadtest.util import Fatal, duration_seconds
 
 METRICS = """# TYPE holds_total counter
@@ -36,6 +36,19 @@ class Prometheus(unittest.TestCase):
         self.assertEqual(bucket_quantile(buckets, 0.99), "> 0.01")
         self.assertAlmostEqual(bucket_quantile(buckets, 0.5, interpolate=True), 0.005 + 0.005 * 4 / 8)
         self.assertIsNone(bucket_quantile({}, 0.5))
+
+    def test_server_latency_per_operation_from_its_own_label(self):
+        prom = parse_prometheus("""# TYPE graphql_request_duration_seconds histogram
+graphql_request_duration_seconds_bucket{operation="holdSeats",le="0.01"} 90
+graphql_request_duration_seconds_bucket{operation="holdSeats",le="0.1"} 100
+graphql_request_duration_seconds_bucket{operation="holdSeats",le="+Inf"} 100
+graphql_request_duration_seconds_bucket{operation="queueStatus",le="0.01"} 1
+graphql_request_duration_seconds_bucket{operation="queueStatus",le="0.1"} 1
+graphql_request_duration_seconds_bucket{operation="queueStatus",le="+Inf"} 1
+""")
+        per_op = server_latency({"holdSeats": {}, "pay": {}}, prom)
+        self.assertEqual(per_op["holdSeats"]["server_s_le"], {"p50": 0.01, "p95": 0.1, "p99": 0.1})
+        self.assertEqual(per_op["pay"]["server_s_le"], {"p50": None, "p95": None, "p99": None})
 
     def test_garbage_is_no_metrics(self):
         self.assertEqual(parse_prometheus("not { prometheus"), {})

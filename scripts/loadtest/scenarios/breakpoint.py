@@ -2,6 +2,7 @@
 to --max until a step's threshold breaks (P95 < 500 ms, errors < 1 %, abortOnFail)."""
 
 from loadtest.fmt import ms, num, pct
+from loadtest.metrics import server_latency
 from loadtest.report import Report, Table, resources_of
 from loadtest.scenarios.base import busy_k6, section
 from loadtest.scenarios.journeys import (REQUESTS_PER_JOURNEY, JourneyScenario, goals, journey_data, journey_stats,
@@ -40,6 +41,7 @@ class Breakpoint(JourneyScenario):
                                                                    ("STEP_SECONDS", 30)))
         rates = rates_of(start, step, top)
         js = journey_stats(s)
+        server_latency(js["per_op"], ctx.prom)
         steps = steps_of(s, rates, step_s)
         broke = next((x for x in steps if x["thresholds_failed"]), None)
         good = [x for x in steps if not x["thresholds_failed"] and (broke is None or x["step"] < broke["step"])]

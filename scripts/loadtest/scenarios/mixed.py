@@ -6,6 +6,7 @@ failures (BUSY apart) and the server's RSS drift. Env: any QUEUE_* server settin
 other than the product's defaults (recorded in the report), POLL, BUSY_RETRIES."""
 
 from loadtest.fmt import ms, num, pct
+from loadtest.metrics import server_latency
 from loadtest.report import Report, resources_of
 from loadtest.scenarios.base import (ADMISSION_DEFAULTS, admission_over_time, admission_row, admission_text, busy_k6, kv_table,
                                      rss_drift, section)
@@ -32,6 +33,7 @@ class Mixed(JourneyScenario):
         s, env = ctx.summary, ctx.k6_env
         rate, duration = ctx.env_int("RATE", 0), ctx.env_int("DURATION", 0)
         js = journey_stats(s)
+        server_latency(js["per_op"], ctx.prom)
         windows = windows_of(s, 10)
         sent_per_s = js["requests"] / duration if duration else None
         steady = [w for w in windows if 10 <= w["from_s"] and w["from_s"] + 10 <= duration]

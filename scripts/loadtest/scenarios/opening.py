@@ -15,6 +15,7 @@ import os
 import subprocess
 
 from loadtest.fmt import num, secs
+from loadtest.metrics import server_latency
 from loadtest.report import Report, Table, resources_of
 from loadtest.scenarios.base import admission_over_time, busy_k6, kv_table, product_queue, section
 from loadtest.scenarios.seat_stampede import (ORDER, SOLD_OUT_WITHIN_S, SeatStampede, goals as stampede_goals,
@@ -74,6 +75,7 @@ class Opening(SeatStampede):
         users, seats = ctx.env_int("USERS", 0), ctx.env_int("SEATS", 50)
         expected = min(users, seats)
         r = results(s, SOLD_OUT_WITHIN_S * ctx.scale)
+        server_latency(r["per_op"], ctx.prom)
         sale = read_sale(ctx.run_dir / "console.log")
         m = measure_opening(sale["opening"], sale["fans"])
         server = server_metrics(ctx.prom, ctx.pg)

@@ -4,6 +4,7 @@ recovery. Env: SPIKE_FACTOR (10), BASELINE_SECONDS (60), BURST_SECONDS (60), REC
 import re
 
 from loadtest.fmt import ms, pct, secs
+from loadtest.metrics import server_latency
 from loadtest.report import Report, Table, resources_of
 from loadtest.scenarios.base import busy_k6, section
 from loadtest.scenarios.journeys import (REQUESTS_PER_JOURNEY, JourneyScenario, goals, journey_data, journey_stats,
@@ -33,6 +34,7 @@ class Spike(JourneyScenario):
         base_s, burst_s, rec_s = (ctx.env_int(k, d) for k, d in (("BASELINE_SECONDS", 60), ("BURST_SECONDS", 60), ("RECOVERY_SECONDS", 120)))
         burst_end = base_s + 2 + burst_s
         js = journey_stats(s)
+        server_latency(js["per_op"], ctx.prom)
         phases = {p: journey_stats(s, f"phase:{p}") for p in PHASES}
         windows = windows_of(s, 5)
         p95_limit = 500 * ctx.scale
