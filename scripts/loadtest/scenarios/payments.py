@@ -11,8 +11,8 @@ import os
 import re
 
 from loadtest.checks import Measure
-from loadtest.fmt import counts, lat_row, le_ms, ms, n0, num, pct
-from loadtest.metrics import counter_by, counter_sum, hist_buckets, hist_diff, hist_mean_ms, bucket_quantile, hist_quantile
+from loadtest.fmt import counts, in_server, lat_row, le_ms, ms, n0, num, pct
+from loadtest.metrics import counter_by, counter_sum, hist_buckets, hist_diff, hist_mean_ms, bucket_quantile, hist_quantile, server_latency
 from loadtest.report import Report, Table, resources_of
 from loadtest.scenarios.base import Scenario, busy_k6, kv_table, pg_rows, queue_settings, retries_row, section
 from loadtest.util import (Fatal, duration_seconds, positive_int, read_json, read_text, read_tsv, rel, say, utc_now,
@@ -237,6 +237,7 @@ def server_metrics(prom, before, pg, pay_reqs):
         "payment_p95_s_le": hist_quantile(prom, "payment_duration_seconds", 0.95),
         "payment_p99_s_le": hist_quantile(prom, "payment_duration_seconds", 0.99),
         "payments_by_outcome": counter_by(prom, "payments_total", "outcome"),
+        "pay_request": server_latency({"pay": {}}, prom)["pay"]["server_s_le"],
         "db_pool_wait_mean_ms": hist_mean_ms(prom, "db_pool_wait_seconds", before),
         "db_pool_wait_p50_s_le": bucket_quantile(pool_wait, 0.5), "db_pool_wait_p99_s_le": bucket_quantile(pool_wait, 0.99),
         "db_pool_checkouts": checkouts, "db_statements": statements,
@@ -296,6 +297,8 @@ def server_rows(sv, res, server_env):
     return [
         ["payment time in the server (`payment_duration_seconds`) mean / P50 / P95 / P99",
          f"{num(sv['payment_mean_ms'], 1, ' ms')} / " + " / ".join(le_ms(sv[f"payment_{q}_s_le"]) for q in ("p50", "p95", "p99"))],
+        ["pay request in the server, BUSY answers included (`graphql_request_duration_seconds{operation=pay}`) P50 / P95 / P99",
+         in_server({"server_s_le": sv.get("pay_request")})],
         ["payments by outcome (`payments_total`)", counts(sv["payments_by_outcome"])],
         ["database pool wait, measured phase: mean / P50 / P99", f"{num(sv['db_pool_wait_mean_ms'], 1, ' ms')} / "
          f"{le_ms(sv['db_pool_wait_p50_s_le'])} / {le_ms(sv['db_pool_wait_p99_s_le'])}"],

@@ -5,8 +5,8 @@ the fans ACTIVE within 30 s; polling P99 < 200 ms."""
 
 import math
 
-from loadtest.fmt import lat_row, le_s, ms, n0, num, pct, secs
-from loadtest.metrics import bucket_quantile, counter_sum, hist_quantile
+from loadtest.fmt import in_server, lat_row, le_s, ms, n0, num, pct, secs
+from loadtest.metrics import bucket_quantile, counter_sum, hist_quantile, server_latency
 from loadtest.report import Report, Table, resources_of
 from loadtest.scenarios.base import Scenario, kv_table, queue_settings, section
 from loadtest.util import Fatal, positive_int, read_json
@@ -148,6 +148,7 @@ def server_metrics(prom):
         "queue_wait_p95_s_le": hist_quantile(prom, "queue_wait_seconds", 0.95),
         "queue_wait_p99_s_le": hist_quantile(prom, "queue_wait_seconds", 0.99),
         "queue_admissions_total": counter_sum(prom, "queue_admissions_total"),
+        "in_server": server_latency({"enterQueue": {}, "queueStatus": {}}, prom),
         "queue_entries_total": counter_sum(prom, "queue_entries_total"),
         "queue_abandoned_total": total("queue_abandoned_total"), "queue_expired_total": total("queue_expired_total"),
         "queue_tick_failures_total": total("queue_tick_failures_total"), "graphql_errors_total": total("graphql_errors_total"),
@@ -268,6 +269,9 @@ def store_rows(redis, store, server):
                      f"10 % → 100 % at {num(store.get('admissions_per_s_10_to_100pct'), 0)} /s"])
     rows.append(["server: queue wait (enter → admitted) P50 / P95 / P99 (`queue_wait_seconds` bucket bounds)",
                  " / ".join(le_s(server[k]) for k in ("queue_wait_p50_s_le", "queue_wait_p95_s_le", "queue_wait_p99_s_le"))])
+    for op, d in server.get("in_server", {}).items():
+        rows.append([f"server: `{op}` in the server P50 / P95 / P99 (`graphql_request_duration_seconds` bucket bounds)",
+                     in_server(d)])
     rows.append(["server: entries / admissions / abandoned / expired / tick failures",
                  " / ".join(n0(server[k]) for k in ("queue_entries_total", "queue_admissions_total", "queue_abandoned_total",
                                                     "queue_expired_total", "queue_tick_failures_total"))])
